@@ -1,0 +1,105 @@
+"""The tag-counter stack: reads the stack's config and composes the site from ``definition.py``.
+
+``pulumi up`` builds the code archive and the Jinja2 layer under ``build/`` (the layer once per pinned set of
+requirements), then creates the table, one function per route, the stream processor, the REST API and alarms.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import pulumi
+
+import definition
+from components import packaging
+from components.alarms import Alarms, AlarmsArgs
+from components.layer import TemplateLayer, TemplateLayerArgs
+from components.rest_api import RestApi, RestApiArgs
+from components.site_function import SiteFunction, SiteFunctionArgs
+from components.stream_processor import StreamProcessor, StreamProcessorArgs
+from components.table import CounterTable, CounterTableArgs
+from functions import web
+
+settings = definition.Settings.from_config(pulumi.Config(definition.CONFIG_NAMESPACE).get)
+stack = pulumi.get_stack()
+
+# Built before any resource is declared, never inside an apply: preview and update see the same archives.
+code = packaging.BuiltArchive.of(packaging.build_code_archive())
+layer_archive = packaging.BuiltArchive.of(packaging.build_layer())
+
+table = CounterTable(
+    "counter",
+    CounterTableArgs(
+        point_in_time_recovery=settings.point_in_time_recovery,
+        deletion_protection=settings.deletion_protection,
+    ),
+)
+template_layer = TemplateLayer(
+    "templates",
+    TemplateLayerArgs(archive=layer_archive, layer_name=f"{definition.PROJECT}-{stack}-jinja2"),
+)
+
+route_specs = list(dict.fromkeys(route.function for route in definition.ROUTES))
+route_functions = {
+    spec.name: SiteFunction(
+        spec.name,
+        SiteFunctionArgs(
+            spec=spec,
+            table_name=table.name,
+            table_arn=table.arn,
+            code=code,
+            memory_mb=settings.route_memory_mb,
+            timeout_seconds=settings.route_timeout_seconds,
+            log_retention_days=settings.log_retention_days,
+            template_layer_arn=template_layer.arn,
+        ),
+    )
+    for spec in route_specs
+}
+
+processor = StreamProcessor(
+    "stream",
+    StreamProcessorArgs(
+        table_name=table.name,
+        table_arn=table.arn,
+        stream_arn=table.stream_arn,
+        code=code,
+        settings=settings,
+        spec=definition.STREAM_PROCESSOR,
+    ),
+)
+
+site = RestApi(
+    "site",
+    RestApiArgs(
+        routes=definition.ROUTES,
+        functions={name: function.function for name, function in route_functions.items()},
+        not_found_page=web.render_error_page(404),
+        server_error_page=web.render_error_page(500),
+        response_headers=web.security_headers("no-store"),
+        stage_name=settings.stage_name,
+        throttle_rate_limit=settings.throttle_rate_limit,
+        throttle_burst_limit=settings.throttle_burst_limit,
+    ),
+)
+
+site_functions = {**route_functions, definition.STREAM_PROCESSOR.name: processor.site_function}
+alarms = Alarms(
+    "alarms",
+    AlarmsArgs(
+        function_names={name: f.function.name for name, f in site_functions.items()},
+        processor_function_name=processor.function.name,
+        on_failure_queue_name=processor.queue.name,
+        iterator_age_threshold_ms=settings.iterator_age_alarm_ms,
+    ),
+)
+
+example_tag = quote(definition.EXAMPLE_TAGS[0], safe="")
+pulumi.export("url", site.url)
+pulumi.export("example_tag_url", pulumi.Output.concat(site.url, "tags/", example_tag))
+pulumi.export("example_count_url", pulumi.Output.concat(site.url, "counts/", example_tag))
+pulumi.export("table_name", table.name)
+pulumi.export("stage_name", settings.stage_name)
+pulumi.export("function_names", {name: f.function.name for name, f in site_functions.items()})
+pulumi.export("log_group_names", {name: f.log_group.name for name, f in site_functions.items()})
+pulumi.export("on_failure_queue_url", processor.queue.url)
