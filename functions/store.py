@@ -1,0 +1,126 @@
+"""The data layer: every DynamoDB call the route functions make, one method per page.
+
+Calls per request: a visit is one ``UpdateItem``; a count page one ``BatchGetItem`` (plus one more per round of
+``UnprocessedKeys``, rare); the home page one ``GetItem``. The client is built once per container by
+``get_store`` with short timeouts, so a slow DynamoDB turns into an error page well inside the function timeout.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from functions.keys import COUNT_ATTRIBUTE, PARTITION_KEY, tag_key, total_key
+
+TABLE_NAME_ENV = "TABLE_NAME"
+
+# DynamoDB answers in milliseconds; a second without a connection or an answer means trouble, and three
+# attempts (standard mode: throttling and transient errors, with backoff) still fit a 5-second route timeout.
+MAX_ATTEMPTS = 3
+CLIENT_CONFIG = Config(
+    connect_timeout=1,
+    read_timeout=1,
+    retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
+)
+
+THROTTLING_ERRORS = frozenset(
+    {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
+)
+"""DynamoDB error codes that mean "too many requests": the visitor gets a 503 and may retry."""
+
+UNPROCESSED_KEY_ROUNDS = 3
+"""How many times ``read_counts`` asks again for keys BatchGetItem left unprocessed before giving up."""
+
+
+class StoreBusy(Exception):
+    """DynamoDB kept part of a read unprocessed (it does so under throttling): treated as throttling."""
+
+
+def is_throttling(error: BaseException) -> bool:
+    """Whether ``error`` is DynamoDB saying "slow down" (retry later), as opposed to a real failure."""
+    if isinstance(error, StoreBusy):
+        return True
+    return isinstance(error, ClientError) and error.response.get("Error", {}).get("Code") in THROTTLING_ERRORS
+
+
+def _count(item: dict[str, Any] | None) -> int:
+    if not item or COUNT_ATTRIBUTE not in item:
+        return 0
+    return int(item[COUNT_ATTRIBUTE]["N"])
+
+
+class Store:
+    """Tag visits and the site-wide total in one DynamoDB table (keys from ``functions.keys``)."""
+
+    def __init__(self, client: Any, table_name: str) -> None:
+        self.client = client
+        self.table_name = table_name
+
+    def record_visit(self, tag: str) -> int:
+        """Add one visit to a normalized tag, atomically, and return its new count."""
+        response = self.client.update_item(
+            TableName=self.table_name,
+            Key=tag_key(tag),
+            UpdateExpression="ADD #visits :one",
+            ExpressionAttributeNames={"#visits": COUNT_ATTRIBUTE},
+            ExpressionAttributeValues={":one": {"N": "1"}},
+            ReturnValues="UPDATED_NEW",
+        )
+        return _count(response.get("Attributes"))
+
+    def read_counts(self, tag: str) -> tuple[int, int]:
+        """A normalized tag's visits and the site-wide total, in one round trip; missing items count 0."""
+        request: dict[str, Any] = {
+            self.table_name: {
+                "Keys": [tag_key(tag), total_key()],
+                "ProjectionExpression": "#pk, #visits",
+                "ExpressionAttributeNames": {"#pk": PARTITION_KEY, "#visits": COUNT_ATTRIBUTE},
+                # Strongly consistent: a visitor who just counted a visit must see it on the count page.
+                "ConsistentRead": True,
+            }
+        }
+        found: dict[str, dict[str, Any]] = {}
+        for attempt in range(UNPROCESSED_KEY_ROUNDS + 1):
+            if attempt:
+                time.sleep(0.05 * 2**attempt)  # DynamoDB leaves keys unprocessed when throttled: back off
+            response = self.client.batch_get_item(RequestItems=request)
+            for item in response.get("Responses", {}).get(self.table_name, []):
+                found[item[PARTITION_KEY]["S"]] = item
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
+                break
+        else:
+            raise StoreBusy("BatchGetItem left keys unprocessed")
+        tag_item = found.get(tag_key(tag)[PARTITION_KEY]["S"])
+        total_item = found.get(total_key()[PARTITION_KEY]["S"])
+        return _count(tag_item), _count(total_item)
+
+    def read_total(self) -> int:
+        """The site-wide total (0 before the first visit has been processed)."""
+        response = self.client.get_item(
+            TableName=self.table_name,
+            Key=total_key(),
+            ProjectionExpression="#visits",
+            ExpressionAttributeNames={"#visits": COUNT_ATTRIBUTE},
+        )
+        return _count(response.get("Item"))
+
+
+def dynamodb_client() -> Any:
+    """A DynamoDB client with the timeouts and retries every function uses."""
+    return boto3.client("dynamodb", config=CLIENT_CONFIG)
+
+
+@functools.cache
+def get_store() -> Store:
+    """The container's one Store, built on first use from ``TABLE_NAME`` (``cache_clear()`` rebuilds it)."""
+    table_name = os.environ.get(TABLE_NAME_ENV)
+    if not table_name:
+        raise RuntimeError(f"{TABLE_NAME_ENV} is not set")
+    return Store(dynamodb_client(), table_name)

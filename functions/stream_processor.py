@@ -1,0 +1,312 @@
+"""The stream processor: keeps the site-wide total equal to the sum of the tag counts.
+
+It reads the table's stream (``NEW_AND_OLD_IMAGES``). Each record of a tag item contributes
+``new visits - old visits`` (a missing image or attribute counts 0, so a REMOVE subtracts the old count).
+Deltas, not record counts, make replays, no-op writes, moto's extra key-only INSERT on an upsert, deletions
+and manual corrections all come out right. Records of other items (the total, the batch markers) never count:
+the event source mapping filters them out and this code checks again. A malformed record is logged and skipped.
+
+Exactly one write per batch, whatever its size, and none when the batch's deltas sum to zero: a
+``TransactWriteItems`` that adds the delta to ``site#total`` and puts a marker ``batch#<first sequence number>``
+holding the batch's last sequence number, on condition that the marker does not exist yet. The marker expires
+after 48 hours (TTL), longer than the stream's 24-hour retention, so no redelivery can outlive it.
+
+When the transaction is cancelled because the marker exists, the batch (or its start) was applied before: the
+marker says through which sequence number, and only the records after it are applied, under their own marker.
+That covers
+- an exact redelivery (Lambda retrying after a timeout or a lost response once the write had committed),
+- the retry of the first half of a bisected batch whose whole had committed,
+- a batch that grew on its retry (same first record, more records after it).
+It does NOT cover a retry whose first record differs from the committed batch's first record, e.g. the second
+half of a bisected batch after the whole batch had committed: its marker is new, so its visits count twice.
+``python -m functions.reconcile`` recomputes the exact total from the tag items and repairs that (and any
+outage longer than the marker window).
+
+Failures: with too little time left to finish a write, the handler raises before writing (failing before the
+commit beats timing out after it). Throttling and other transient errors of the write report the whole batch
+as failed (``batchItemFailures`` = the first record) so Lambda retries it; the marker makes that retry safe.
+Unexpected errors raise: Lambda then bisects the batch, retries a bounded number of times and finally sends it
+to the on-failure destination.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError, ConnectionError as BotocoreConnectionError, HTTPClientError
+
+from functions.keys import (
+    COUNT_ATTRIBUTE,
+    PARTITION_KEY,
+    TAG_PREFIX,
+    TTL_ATTRIBUTE,
+    marker_key,
+    total_key,
+)
+from functions.log import get_logger, log_event
+from functions.store import THROTTLING_ERRORS, Store, get_store
+
+EVENT_NAMES = frozenset({"INSERT", "MODIFY", "REMOVE"})
+MARKER_TTL_SECONDS = 48 * 3600
+"""Markers outlive the stream's 24-hour retention, so every possible redelivery still finds its marker."""
+SAFETY_MARGIN_MS = 5_000
+"""Below this much time left, no write is started: a client call with retries can take this long."""
+LAST_SEQUENCE_ATTRIBUTE = "last_seq"
+MAX_MARKER_ROUNDS = 5
+"""Bound on cancel-read-retry rounds; each round normally drops at least the batch's first record."""
+
+TRANSIENT_ERRORS = THROTTLING_ERRORS | {
+    "InternalServerError",
+    "ServiceUnavailable",
+    "TransactionConflictException",
+    "TransactionInProgressException",
+}
+# CancellationReasons codes that mean "try again later" (per item of a cancelled transaction).
+TRANSIENT_CANCELLATIONS = frozenset(
+    {"ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded", "TransactionConflict"}
+)
+
+_logger = get_logger(__name__)
+
+
+class MalformedRecord(ValueError):
+    """A stream record this processor cannot read; it is logged and skipped."""
+
+
+class TransientWriteError(Exception):
+    """The write to the total failed in a way a retry of the same batch can fix."""
+
+
+class DeadlineTooClose(RuntimeError):
+    """Too little time left to write safely; raised before writing so the retry starts clean."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """What one stream record means for the total."""
+
+    sequence: int
+    delta: int
+
+
+def _visits(image: Mapping[str, Any] | None) -> int:
+    if image is None:
+        return 0
+    if not isinstance(image, Mapping):
+        raise MalformedRecord("image is not a map")
+    value = image.get(COUNT_ATTRIBUTE)
+    if value is None:
+        return 0  # e.g. moto's key-only INSERT on an upsert
+    if not isinstance(value, Mapping) or not isinstance(value.get("N"), str):
+        raise MalformedRecord(f"{COUNT_ATTRIBUTE} is not a number")
+    try:
+        return int(value["N"])
+    except ValueError:
+        raise MalformedRecord(f"{COUNT_ATTRIBUTE} is not an integer") from None
+
+
+def sequence_number(record: Any) -> int:
+    """A record's sequence number as an int (they are decimal strings of up to 40 digits)."""
+    try:
+        text = record["dynamodb"]["SequenceNumber"]
+    except (KeyError, TypeError):
+        raise MalformedRecord("no SequenceNumber") from None
+    if not isinstance(text, str) or not text.isdigit():
+        raise MalformedRecord("SequenceNumber is not a decimal number")
+    return int(text)
+
+
+def read_change(record: Any) -> Change:
+    """The change one Lambda stream record makes to the total (0 for anything but a tag item)."""
+    sequence = sequence_number(record)
+    event_name = record.get("eventName")
+    if event_name not in EVENT_NAMES:
+        raise MalformedRecord(f"unexpected eventName {event_name!r}")
+    data = record["dynamodb"]
+    key = (data.get("Keys") or {}).get(PARTITION_KEY)
+    if not isinstance(key, Mapping) or not isinstance(key.get("S"), str):
+        raise MalformedRecord("no string partition key")
+    if not key["S"].startswith(TAG_PREFIX):
+        return Change(sequence, 0)  # the total, a marker or a stranger: never counts
+    new_image, old_image = data.get("NewImage"), data.get("OldImage")
+    if event_name in ("INSERT", "MODIFY") and new_image is None:
+        raise MalformedRecord(f"{event_name} without NewImage")
+    if event_name in ("MODIFY", "REMOVE") and old_image is None:
+        raise MalformedRecord(f"{event_name} without OldImage")
+    new = _visits(new_image) if event_name != "REMOVE" else 0
+    old = _visits(old_image) if event_name != "INSERT" else 0
+    return Change(sequence, new - old)
+
+
+def read_changes(records: Iterable[Any]) -> list[Change]:
+    """The changes of a batch's records, skipping (and logging) malformed ones."""
+    changes: list[Change] = []
+    for index, record in enumerate(records):
+        try:
+            changes.append(read_change(record))
+        except MalformedRecord as error:
+            event_id = record.get("eventID") if isinstance(record, Mapping) else None
+            log_event(
+                _logger,
+                logging.ERROR,
+                "malformed stream record skipped",
+                problem=str(error),
+                record_index=index,
+                event_id=event_id,
+                record=record if isinstance(record, Mapping) else repr(record)[:500],
+            )
+    return changes
+
+
+def _is_transient(error: BaseException) -> bool:
+    if isinstance(error, (BotocoreConnectionError, HTTPClientError)):
+        return True  # timeouts and dropped connections: the write may or may not have committed
+    if isinstance(error, ClientError):
+        return error.response.get("Error", {}).get("Code") in TRANSIENT_ERRORS
+    return False
+
+
+class TotalWriter:
+    """Applies a batch's changes to the total with one idempotent transaction (see the module docstring)."""
+
+    def __init__(self, store: Store, context: Any, now: float | None = None) -> None:
+        self.client = store.client
+        self.table_name = store.table_name
+        self.context = context
+        self.now = time.time() if now is None else now
+        self.writes = 0
+
+    def _check_time(self) -> None:
+        remaining = getattr(self.context, "get_remaining_time_in_millis", None)
+        if remaining is not None and remaining() < SAFETY_MARGIN_MS:
+            raise DeadlineTooClose(f"only {remaining()} ms left, need {SAFETY_MARGIN_MS} ms to write safely")
+
+    def _transact(self, first: int, last: int, delta: int, records: int) -> bool:
+        """Commit delta + marker; False when the marker already exists."""
+        self._check_time()
+        marker = {
+            **marker_key(str(first)),
+            LAST_SEQUENCE_ATTRIBUTE: {"S": str(last)},  # S: 40-digit numbers exceed DynamoDB's 38 digits
+            "delta": {"N": str(delta)},
+            "records": {"N": str(records)},
+            TTL_ATTRIBUTE: {"N": str(int(self.now) + MARKER_TTL_SECONDS)},
+        }
+        self.writes += 1
+        try:
+            self.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self.table_name,
+                            "Key": total_key(),
+                            "UpdateExpression": "ADD #visits :delta",
+                            "ExpressionAttributeNames": {"#visits": COUNT_ATTRIBUTE},
+                            "ExpressionAttributeValues": {":delta": {"N": str(delta)}},
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self.table_name,
+                            "Item": marker,
+                            "ConditionExpression": "attribute_not_exists(#pk)",
+                            "ExpressionAttributeNames": {"#pk": PARTITION_KEY},
+                        }
+                    },
+                ]
+            )
+            return True
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                if _is_transient(error):
+                    raise TransientWriteError(str(error)) from error
+                raise
+            reasons = [reason.get("Code") for reason in error.response.get("CancellationReasons", [])]
+            if len(reasons) == 2 and reasons[1] == "ConditionalCheckFailed":
+                return False
+            if any(code in TRANSIENT_CANCELLATIONS for code in reasons):
+                raise TransientWriteError(f"transaction cancelled: {reasons}") from error
+            raise
+        except (BotocoreConnectionError, HTTPClientError) as error:
+            raise TransientWriteError(str(error)) from error
+
+    def _applied_through(self, first: int) -> int | None:
+        """The last sequence number the marker of a batch starting at ``first`` says was applied."""
+        try:
+            item = self.client.get_item(
+                TableName=self.table_name, Key=marker_key(str(first)), ConsistentRead=True
+            ).get("Item")
+        except (ClientError, BotocoreConnectionError, HTTPClientError) as error:
+            if _is_transient(error):
+                raise TransientWriteError(str(error)) from error
+            raise
+        if not item:
+            return None  # expired or removed between the cancel and this read: try the transaction again
+        return int(item[LAST_SEQUENCE_ATTRIBUTE]["S"])
+
+    def apply(self, changes: list[Change]) -> int:
+        """Apply the changes not applied before; return the delta this call added to the total."""
+        pending = sorted(changes, key=lambda change: change.sequence)
+        for _ in range(MAX_MARKER_ROUNDS):
+            delta = sum(change.delta for change in pending)
+            if not pending or delta == 0:
+                return 0
+            first, last = pending[0].sequence, pending[-1].sequence
+            if self._transact(first, last, delta, len(pending)):
+                return delta
+            applied_through = self._applied_through(first)
+            log_event(
+                _logger,
+                logging.INFO,
+                "batch already applied",
+                first_sequence=str(first),
+                applied_through=None if applied_through is None else str(applied_through),
+            )
+            if applied_through is not None:
+                pending = [change for change in pending if change.sequence > applied_through]
+        raise RuntimeError("batch markers kept conflicting; giving up so the mapping retries")
+
+
+def handler(event: dict, context: Any) -> dict:
+    """Lambda handler for the DynamoDB stream: one idempotent write to the total per batch."""
+    records = (event or {}).get("Records") or []
+    changes = read_changes(records)
+    writer = TotalWriter(get_store(), context)
+    try:
+        added = writer.apply(changes)
+    except TransientWriteError as error:
+        first_id = _first_sequence_text(records)
+        log_event(
+            _logger,
+            logging.WARNING,
+            "write to the total failed; batch reported for retry",
+            error_message=str(error),
+            first_sequence=first_id,
+            records=len(records),
+        )
+        return {"batchItemFailures": [{"itemIdentifier": first_id}]}
+    log_event(
+        _logger,
+        logging.INFO,
+        "batch processed",
+        records=len(records),
+        counted=len(changes),
+        skipped=len(records) - len(changes),
+        delta=added,
+        writes=writer.writes,
+        first_sequence=str(min(change.sequence for change in changes)) if changes else None,
+    )
+    return {"batchItemFailures": []}
+
+
+def _first_sequence_text(records: list[Any]) -> str:
+    # The first record's identifier makes Lambda retry the whole batch; an empty one means the same.
+    for record in records:
+        try:
+            return str(record["dynamodb"]["SequenceNumber"])
+        except (KeyError, TypeError):
+            continue
+    return ""

@@ -1,0 +1,14 @@
+"""``GET /tags/{tag}``: counts one visit (one atomic ``UpdateItem``) and shows its number. Never cached."""
+
+from __future__ import annotations
+
+from functions.store import get_store
+from functions.web import VISIT_CACHE_CONTROL, Page, Request, page_handler
+
+
+@page_handler(VISIT_CACHE_CONTROL)
+def handler(request: Request) -> Page:
+    """Lambda handler ``(event, context) -> response`` for a tag's visit page."""
+    tag = request.tag()  # validated before anything is written
+    number = get_store().record_visit(tag)
+    return Page("visit.html", {"tag": tag, "number": number, "count_href": request.link("counts", tag)})

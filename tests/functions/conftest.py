@@ -1,0 +1,311 @@
+"""Fixtures for the function tests: a moto table with its stream, events as AWS sends them, fault injection.
+
+Every test runs against moto through ``localsite.aws.local_aws`` (DynamoDB's per-request atomicity included),
+calls the real handlers with ``localsite.events`` events, and reads stream records from moto's real stream.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import boto3
+import pytest
+from botocore.awsrequest import AWSResponse
+
+from definition import ROUTES, create_table
+from functions.store import get_store
+from localsite.aws import local_aws, mark_answered
+from localsite.events import LambdaContext, match_route, rest_proxy_event, stream_event
+
+TABLE = "tag-counter-test"
+STAGE = "dev"
+EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
+HANDLERS = {route.path: route.function.handler for route in ROUTES}
+
+
+def load_event(name: str) -> dict[str, Any]:
+    """A captured-style event from ``tests/events/``."""
+    return json.loads((EVENTS_DIR / name).read_text(encoding="utf-8"))
+
+
+def handler_for(resource: str) -> Callable[[dict, Any], dict]:
+    """The real handler the definition names for a REST resource path."""
+    import importlib
+
+    module_name, _, function_name = HANDLERS[resource].rpartition(".")
+    return getattr(importlib.import_module(module_name), function_name)
+
+
+class PageParser(HTMLParser):
+    """Collects what the tests check on a page: links, texts by id, the inline stylesheet, scripts."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.links: list[str] = []
+        self.texts: dict[str, str] = {}
+        self.styles: list[str] = []
+        self.tags: list[str] = []
+        self.attributes: dict[str, dict[str, str | None]] = {}
+        self._open_ids: list[tuple[str, str]] = []
+        self._in_style = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        values = dict(attrs)
+        if tag == "a" and values.get("href") is not None:
+            self.links.append(values["href"] or "")
+        if tag == "style":
+            self._in_style = True
+            self.styles.append("")
+        if tag == "html":
+            self.attributes["html"] = values
+        if values.get("id"):
+            self._open_ids.append((tag, values["id"] or ""))
+            self.texts[values["id"] or ""] = ""
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "style":
+            self._in_style = False
+        if self._open_ids and self._open_ids[-1][0] == tag:
+            self._open_ids.pop()
+
+    def handle_data(self, data: str) -> None:
+        if self._in_style:
+            self.styles[-1] += data
+        for _, element_id in self._open_ids:
+            self.texts[element_id] += data
+
+
+def parse_page(body: str) -> PageParser:
+    """Parse a page's HTML."""
+    parser = PageParser()
+    parser.feed(body)
+    parser.close()
+    return parser
+
+
+@dataclass
+class StreamReader:
+    """Reads new records from moto's real stream, as the event source mapping would."""
+
+    streams: Any
+    stream_arn: str
+    after: str | None = None
+
+    def read(self) -> list[dict[str, Any]]:
+        """Every record written since the previous read, in order."""
+        description = self.streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]
+        records: list[dict[str, Any]] = []
+        for shard in description["Shards"]:
+            if self.after is None:
+                position = {"ShardIteratorType": "TRIM_HORIZON"}
+            else:
+                position = {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": self.after}
+            iterator = self.streams.get_shard_iterator(
+                StreamArn=self.stream_arn, ShardId=shard["ShardId"], **position
+            )["ShardIterator"]
+            while iterator:
+                page = self.streams.get_records(ShardIterator=iterator, Limit=1000)
+                records.extend(page["Records"])
+                if not page["Records"]:
+                    break
+                iterator = page.get("NextShardIterator")
+        if records:
+            self.after = records[-1]["dynamodb"]["SequenceNumber"]
+        return records
+
+    def event(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+        """The records as Lambda's event source mapping delivers them."""
+        return stream_event(records, self.stream_arn)
+
+
+@dataclass
+class Site:
+    """One moto table, the real handlers and helpers to drive and inspect them."""
+
+    client: Any
+    streams: Any
+    stream_arn: str
+    table_name: str = TABLE
+    stage: str = STAGE
+    reader: StreamReader = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.reader = StreamReader(self.streams, self.stream_arn)
+
+    def event(self, path: str, *, method: str = "GET", stage: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        """A REST proxy event for a raw (percent-encoded) path, as API Gateway builds it."""
+        found = match_route(path)
+        assert found is not None, f"no route for {path}"
+        route, parameters = found
+        return rest_proxy_event(
+            route,
+            path,
+            parameters,
+            stage=self.stage if stage is None else stage,
+            method=method,
+            headers=[("Host", "abc123.execute-api.us-east-1.amazonaws.com"), ("User-Agent", "pytest")],
+            **kwargs,
+        )
+
+    def call(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Invoke the route's real handler with an event."""
+        return handler_for(event["resource"])(event, LambdaContext("route", 5))
+
+    def get(self, path: str, **kwargs: Any) -> dict[str, Any]:
+        """GET a raw path of the site through its handler."""
+        return self.call(self.event(path, **kwargs))
+
+    def scan(self) -> list[dict[str, Any]]:
+        """Every item of the table, sorted by key (to compare before/after)."""
+        items: list[dict[str, Any]] = []
+        request: dict[str, Any] = {"TableName": self.table_name, "ConsistentRead": True}
+        while True:
+            page = self.client.scan(**request)
+            items.extend(page["Items"])
+            if "LastEvaluatedKey" not in page:
+                break
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return sorted(items, key=lambda item: item["pk"]["S"])
+
+    def visits(self, key: str) -> int | None:
+        """The visits attribute of the item at ``key`` (None when there is no such item)."""
+        item = self.client.get_item(TableName=self.table_name, Key={"pk": {"S": key}}, ConsistentRead=True).get(
+            "Item"
+        )
+        return None if item is None else int(item.get("visits", {"N": "0"})["N"])
+
+    def process_stream(self, context_seconds: float = 30) -> dict[str, Any]:
+        """Hand every new stream record to the stream processor as one batch."""
+        from functions import stream_processor
+
+        records = self.reader.read()
+        return stream_processor.handler(self.reader.event(records), LambdaContext("stream", context_seconds))
+
+
+@pytest.fixture
+def site(monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
+    """A fresh moto table (stream and TTL on) named by ``TABLE_NAME``; the store is rebuilt for it."""
+    with local_aws():
+        monkeypatch.setenv("TABLE_NAME", TABLE)
+        get_store.cache_clear()
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        streams = boto3.client("dynamodbstreams", region_name="us-east-1")
+        stream_arn = create_table(client, TABLE)
+        try:
+            yield Site(client, streams, stream_arn)
+        finally:
+            get_store.cache_clear()
+
+
+def page_url(event: dict[str, Any], host: str = "https://abc123.execute-api.us-east-1.amazonaws.com") -> str:
+    """The URL the browser had open for an event (``requestContext.path`` carries the stage)."""
+    return host + event["requestContext"]["path"]
+
+
+def resolve(event: dict[str, Any], href: str) -> str:
+    """Where a link on the page of ``event`` leads, resolved as a browser would."""
+    return urlsplit(urljoin(page_url(event), href)).path
+
+
+# --- fault injection ------------------------------------------------------------------------------
+
+ERROR_TYPES = {
+    "ProvisionedThroughputExceededException": "com.amazonaws.dynamodb.v20120810#",
+    "ThrottlingException": "com.amazon.coral.availability#",
+    "RequestLimitExceeded": "com.amazonaws.dynamodb.v20120810#",
+    "AccessDeniedException": "com.amazon.coral.service#",
+    "InternalServerError": "com.amazonaws.dynamodb.v20120810#",
+    "ValidationException": "com.amazon.coral.validate#",
+    "TransactionConflictException": "com.amazonaws.dynamodb.v20120810#",
+}
+
+
+class _RawBody:
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._body
+
+
+@dataclass
+class Fault:
+    """A DynamoDB error returned for one operation, before moto sees the request."""
+
+    operation: str
+    code: str
+    status: int
+    message: str
+    times: int | None = None
+    body: dict[str, Any] | None = None
+    sent: int = 0
+
+    def __call__(self, request: Any, **_: Any) -> AWSResponse | None:
+        target = request.headers.get("X-Amz-Target", b"")
+        target = target.decode() if isinstance(target, bytes) else target
+        if not target.endswith("." + self.operation):
+            return None
+        if self.times is not None and self.sent >= self.times:
+            return None
+        self.sent += 1
+        # botocore calls every before-send handler (then uses the first response): without the mark,
+        # moto would still apply the request this fault answers.
+        mark_answered(request)
+        headers = {"x-amzn-RequestId": "fault", "Content-Type": "application/x-amz-json-1.0"}
+        payload = self.body
+        if payload is None:
+            error_type = ERROR_TYPES.get(self.code, "com.amazonaws.dynamodb.v20120810#") + self.code
+            payload = {"__type": error_type, "message": self.message}
+        return AWSResponse(request.url, self.status, headers, _RawBody(json.dumps(payload).encode()))
+
+
+@pytest.fixture
+def inject(site: Site, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Fault]:
+    """Register a ``Fault`` first on a client's ``before-send`` (ahead of moto); retries do not sleep."""
+    from botocore.retries.standard import ExponentialBackoff
+
+    # The real retry path runs (same number of attempts); only its waiting is skipped to keep tests fast.
+    monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0)
+
+    def add(
+        client: Any,
+        operation: str,
+        code: str,
+        *,
+        status: int = 400,
+        message: str = "",
+        times: int | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> Fault:
+        fault = Fault(operation, code, status, message, times, body)
+        client.meta.events.register_first("before-send.dynamodb", fault)
+        return fault
+
+    return add
+
+
+@dataclass
+class Call:
+    """One DynamoDB API call a client made."""
+
+    operation: str
+    params: dict[str, Any]
+
+
+def record_calls(client: Any) -> list[Call]:
+    """Record every DynamoDB operation ``client`` makes (botocore ``before-call`` hook)."""
+    calls: list[Call] = []
+
+    def hook(model: Any, params: dict[str, Any], **_: Any) -> None:
+        body = params.get("body")  # the serialized JSON request DynamoDB would receive
+        calls.append(Call(model.name, json.loads(body) if body else {}))
+
+    client.meta.events.register("before-call.dynamodb", hook)
+    return calls
