@@ -1,0 +1,157 @@
+"""Watch every DynamoDB call made in this process: operation, parameters, HTTP round trips, items touched.
+
+The functions build their own clients (``functions.store.get_store`` and the stream processor's), so the
+watcher hooks botocore's client class once, and registers a ``request-created`` handler on each DynamoDB
+client it sees: that event fires once per HTTP attempt, so retries count as the round trips they are.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.client import BaseClient
+
+from bench import capacity
+from functions.keys import PARTITION_KEY
+
+KEY_NAMES = (PARTITION_KEY,)
+
+
+@dataclass
+class Call:
+    """One DynamoDB API call and what it cost."""
+
+    operation: str
+    params: dict[str, Any]
+    round_trips: int = 0
+    error: str | None = None
+    consumed_capacity: Any = None
+    """What DynamoDB (here moto) reported in ``ConsumedCapacity``, if it was asked and answered."""
+    before: dict[str, Any] = field(default_factory=dict)
+    after: dict[str, Any] = field(default_factory=dict)
+
+    def units(self) -> tuple[float, float]:
+        """``(read units, write units)`` by DynamoDB's rules (see ``bench.capacity``)."""
+        return capacity.call_units(self.operation, self.params, self.before, self.after, KEY_NAMES)
+
+
+@dataclass
+class CallLog:
+    """The calls a watched block made, in order."""
+
+    calls: list[Call] = field(default_factory=list)
+
+    def round_trips(self) -> dict[str, int]:
+        """HTTP round trips by operation."""
+        counts: Counter[str] = Counter()
+        for call in self.calls:
+            counts[call.operation] += call.round_trips
+        return dict(counts)
+
+    def units(self) -> tuple[float, float]:
+        """Total ``(read units, write units)``."""
+        reads = writes = 0.0
+        for call in self.calls:
+            r, w = call.units()
+            reads += r
+            writes += w
+        return reads, writes
+
+    def clear(self) -> None:
+        """Forget the calls seen so far."""
+        self.calls.clear()
+
+
+_state = threading.local()
+
+
+def _current() -> Call | None:
+    return getattr(_state, "call", None)
+
+
+def _count_attempt(**_: Any) -> None:
+    call = _current()
+    if call is not None:
+        call.round_trips += 1
+
+
+@contextmanager
+def watch_dynamodb(
+    snapshot: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None,
+    *,
+    ask_consumed_capacity: bool = False,
+) -> Iterator[CallLog]:
+    """Record every DynamoDB call made in the block (any client, any thread).
+
+    ``snapshot(keys)`` returns the items at those keys (``capacity.key_of`` -> item or None); when given,
+    it is called before and after each call, outside the watch, so capacity can be computed from real sizes.
+    ``ask_consumed_capacity`` adds ``ReturnConsumedCapacity=TOTAL`` so the answer's figure is kept too.
+    """
+    log = CallLog()
+    original = BaseClient._make_api_call
+    hooked: set[int] = set()
+    lock = threading.Lock()
+
+    def watched(self: BaseClient, operation_name: str, api_params: dict[str, Any]) -> Any:
+        if self.meta.service_model.service_name != "dynamodb" or getattr(_state, "bypass", False):
+            return original(self, operation_name, api_params)
+        with lock:
+            if id(self) not in hooked:
+                # One registration per client for good: a client outlives a watch (the functions cache theirs),
+                # and the handler counts only while a watched call is running on its thread.
+                self.meta.events.register(
+                    "request-created.dynamodb", _count_attempt, unique_id="bench-count-round-trips"
+                )
+                hooked.add(id(self))
+        call = Call(operation_name, copy.deepcopy(api_params))
+        keys = capacity.touched_keys(operation_name, api_params, KEY_NAMES)
+        if snapshot is not None:
+            call.before = _outside_watch(snapshot, keys)
+        params = dict(api_params, ReturnConsumedCapacity="TOTAL") if ask_consumed_capacity else api_params
+        _state.call = call
+        try:
+            response = original(self, operation_name, params)
+            call.consumed_capacity = response.get("ConsumedCapacity")
+            return response
+        except Exception as error:  # recorded, then raised unchanged to the caller
+            call.error = type(error).__name__
+            raise
+        finally:
+            _state.call = None
+            if snapshot is not None:
+                call.after = _outside_watch(snapshot, keys)
+            with lock:
+                log.calls.append(call)
+
+    BaseClient._make_api_call = watched  # type: ignore[method-assign]
+    try:
+        yield log
+    finally:
+        BaseClient._make_api_call = original  # type: ignore[method-assign]
+
+
+def _outside_watch(snapshot: Callable[[list[dict[str, Any]]], dict[str, Any]], keys: list[Any]) -> dict[str, Any]:
+    _state.bypass = True
+    try:
+        return snapshot(keys)
+    finally:
+        _state.bypass = False
+
+
+def table_snapshot(client: Any, table_name: str) -> Callable[[list[dict[str, Any]]], dict[str, Any]]:
+    """A ``snapshot`` for ``watch_dynamodb`` that reads items with strongly consistent GetItems."""
+
+    def read(keys: list[dict[str, Any]]) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for key in keys:
+            item = client.get_item(TableName=table_name, Key=key, ConsistentRead=True).get("Item")
+            found[capacity.key_of(key, KEY_NAMES)] = item
+        return found
+
+    return read

@@ -1,0 +1,433 @@
+"""Cold start of each function against its floor, in fresh interpreters, with DynamoDB answered by moto.
+
+A run is a new ``python`` process that imports a handler and serves its first request (Lambda's init plus
+first invoke); its floor is a new process that only creates a boto3 DynamoDB client and makes the same call.
+Both reach the same moto table over HTTP on 127.0.0.1 (``bench.loopback``), so neither imports moto.
+
+The handler runs from the code archive as Lambda unpacks it, with Jinja2 and MarkupSafe beside it as the layer
+does, and with no bytecode: Lambda's ``/var/task`` and ``/opt`` are read-only and the archive and layer ship
+sources only, so every cold start compiles them. (The layer's MarkupSafe is built for arm64; the local copy
+is this machine's build of the same pinned version.) Runs are interleaved, handler and floor side by side
+(alternating which goes first), and a ratio is the median of the per-pair ratios.
+"""
+
+from __future__ import annotations
+
+import compileall
+import copy
+import importlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+import zipfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore import xform_name
+
+import definition
+from bench.calls import watch_dynamodb
+from bench.loopback import LoopbackDynamoDB
+from bench.stats import median
+from functions.keys import MARKER_PREFIX, PARTITION_KEY
+from localsite.aws import DUMMY_ENVIRONMENT, local_aws
+from localsite.events import LambdaContext, rest_proxy_event, stream_event
+
+CHILD_SOURCE = (Path(__file__).parent / "coldchild.py").read_text(encoding="utf-8")
+ROUTE_GOAL = 1.15
+STREAM_GOAL = 1.05
+LAYER_PACKAGES = ("jinja2", "markupsafe")
+EXAMPLE_TAG = "cold-start"
+STREAM_BATCH_RECORDS = 10
+"""Records in each cold stream batch: a cold start mostly meets a short backlog."""
+
+
+@dataclass
+class ColdRun:
+    """One fresh interpreter's figures, in milliseconds."""
+
+    init_ms: float
+    first_ms: float
+    total_ms: float
+    process_ms: float
+    cpu_ms: float = 0.0
+    """CPU time of init and first request: steadier than wall time on a busy machine."""
+
+
+@dataclass
+class ColdStart:
+    """Cold starts of one function and of its floor."""
+
+    function: str
+    operation: str
+    goal: float
+    handler_runs: list[ColdRun] = field(default_factory=list)
+    floor_runs: list[ColdRun] = field(default_factory=list)
+    extra_imports: list[tuple[str, float]] = field(default_factory=list)
+    """Packages the handler imports and the floor does not, with their cumulative import ms (one run)."""
+
+    def median_of(self, runs: str, figure: str) -> float:
+        """The median of one figure (``total_ms``...) over ``handler_runs`` or ``floor_runs``."""
+        return median([getattr(run, figure) for run in getattr(self, runs)])
+
+    def paired_ratio(self, figure: str) -> float:
+        """The median over runs of handler / floor for one figure, each handler run paired with the floor run
+        made next to it: pairs share the machine's load of the moment, so drifting load cancels out."""
+        pairs = zip(self.handler_runs, self.floor_runs)
+        return median([getattr(h, figure) / getattr(f, figure) for h, f in pairs if getattr(f, figure) > 0])
+
+    @property
+    def ratio(self) -> float:
+        """Handler init + first request over the floor's (median of paired ratios, wall time)."""
+        return self.paired_ratio("total_ms")
+
+    @property
+    def cpu_ratio(self) -> float:
+        """The same in CPU time."""
+        return self.paired_ratio("cpu_ms")
+
+    @property
+    def process_ratio(self) -> float:
+        """The same for whole processes (interpreter start-up and exit included)."""
+        return self.paired_ratio("process_ms")
+
+    @property
+    def met(self) -> bool:
+        """Whether the ratio meets its goal."""
+        return self.ratio <= self.goal
+
+
+class StreamFeed:
+    """Real stream batches: visits written to moto, read back from its stream, filtered as the mapping does."""
+
+    def __init__(self, client: Any, table_name: str, stream_arn: str) -> None:
+        self.client = client
+        self.table_name = table_name
+        self.stream_arn = stream_arn
+        self.streams = boto3.client("dynamodbstreams", region_name="us-east-1")
+        shard = self.streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"][0]
+        self._iterator = self.streams.get_shard_iterator(
+            StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        self._pending: list[dict[str, Any]] = []
+        self._visits = 0
+
+    def prime(self, tags: int = 20) -> None:
+        """Create the feed's tags and drop their records, so later batches hold only visits that count.
+
+        (moto writes a key-only INSERT before the real one when an update creates an item; a batch made of
+        that record alone changes nothing and rightly writes nothing.)
+        """
+        self.records(2 * tags, tags)
+        self._read_stream()
+        self._pending.clear()
+
+    def records(self, count: int, tags: int = 20) -> list[dict[str, Any]]:
+        """``count`` tag records, in stream order, from new visits spread over ``tags`` tags."""
+        while len(self._pending) < count:
+            for _ in range(count - len(self._pending)):
+                self._visits += 1
+                self.client.update_item(
+                    TableName=self.table_name,
+                    Key={PARTITION_KEY: {"S": f"tag#feed-{self._visits % tags}"}},
+                    UpdateExpression="ADD visits :one",
+                    ExpressionAttributeValues={":one": {"N": "1"}},
+                )
+            self._read_stream()
+        batch, self._pending = self._pending[:count], self._pending[count:]
+        return batch
+
+    def event(self, count: int) -> dict[str, Any]:
+        """A stream event of ``count`` records, as the event source mapping delivers it."""
+        return stream_event(self.records(count), self.stream_arn)
+
+    def _read_stream(self) -> None:
+        while True:
+            answer = self.streams.get_records(ShardIterator=self._iterator, Limit=1000)
+            self._iterator = answer["NextShardIterator"]
+            self._pending.extend(r for r in answer["Records"] if matches_filter(r))
+            if not answer["Records"]:
+                return
+
+
+def matches_filter(record: Mapping[str, Any]) -> bool:
+    """Whether a stream record passes ``definition.STREAM_FILTER_PATTERNS`` (the subset the product uses)."""
+    return any(_match(pattern, record) for pattern in definition.STREAM_FILTER_PATTERNS)
+
+
+def _match(pattern: Any, value: Any) -> bool:
+    if isinstance(pattern, dict):
+        return isinstance(value, Mapping) and all(k in value and _match(p, value[k]) for k, p in pattern.items())
+    # A list of alternatives: exact values or {"prefix": ...}.
+    for rule in pattern:
+        if isinstance(rule, dict) and "prefix" in rule:
+            if isinstance(value, str) and value.startswith(rule["prefix"]):
+                return True
+        elif rule == value:
+            return True
+    return False
+
+
+def prepare_task_root(workdir: Path, *, bytecode: bool = False) -> tuple[Path, Path, str]:
+    """Unpack the code archive to ``workdir/task`` and a source-only Jinja2 layer to ``workdir/layer/python``.
+
+    Returns ``(task root, layer python dir, how the archive was made)``.
+    """
+    task = workdir / "task"
+    layer = workdir / "layer" / "python"
+    for directory in (task, layer):
+        if directory.exists():
+            shutil.rmtree(directory)
+        directory.mkdir(parents=True)
+    try:
+        packaging = importlib.import_module("components.packaging")
+        archive = packaging.build_code_archive(workdir / "archive")
+        how = "components.packaging.build_code_archive"
+    except ImportError:
+        archive = _fallback_archive(workdir / "archive")
+        how = "definition.CODE_DIRECTORIES (components.packaging not available)"
+    with zipfile.ZipFile(archive) as unpacked:
+        unpacked.extractall(task)
+    for package in LAYER_PACKAGES:
+        source = Path(importlib.import_module(package).__file__).parent
+        shutil.copytree(source, layer / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    if bytecode:
+        for directory in (task, layer):
+            compileall.compile_dir(str(directory), quiet=1)
+    return task, layer, how
+
+
+def _fallback_archive(dest: Path) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    path = dest / "code.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        for directory in definition.CODE_DIRECTORIES:
+            for file in sorted((definition.ROOT / directory).rglob("*")):
+                if file.suffix in definition.CODE_SUFFIXES and "__pycache__" not in file.parts:
+                    archive.write(file, file.relative_to(definition.ROOT).as_posix())
+    return path
+
+
+def child_environment(endpoint: str, table_name: str, layer: Path, *, bytecode: bool) -> dict[str, str]:
+    """The environment of a cold-start process: dummy credentials, the loopback endpoint, no config files."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LANG": "C.UTF-8",
+        **DUMMY_ENVIRONMENT,
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        definition.TABLE_NAME_ENV: table_name,
+        "PYTHONPATH": str(layer),
+        "PYTHONHASHSEED": "0",
+    }
+    if not bytecode:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def run_child(spec: dict[str, Any], spec_path: Path, cwd: Path, env: dict[str, str],
+              importtime: bool = False) -> tuple[ColdRun, dict[str, Any], str]:
+    """Run one fresh interpreter for ``spec``; returns its figures, its answer and its stderr."""
+    spec_path.write_text(json.dumps(spec), encoding="utf-8")
+    command = [sys.executable, *(["-X", "importtime"] if importtime else []), "-c", CHILD_SOURCE, str(spec_path)]
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False)
+    process_ms = (time.perf_counter() - started) * 1000
+    lines = [line for line in done.stdout.splitlines() if line.startswith("BENCH-RESULT ")]
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(
+            f"cold-start run of {spec.get('function')} ({spec['mode']}) failed with exit {done.returncode}:\n"
+            f"{done.stderr.strip()[-3000:]}"
+        )
+    figures = json.loads(lines[-1].removeprefix("BENCH-RESULT "))
+    run = ColdRun(figures["init_ms"], figures["first_ms"], figures["total_ms"], process_ms, figures["cpu_ms"])
+    return run, figures, done.stderr
+
+
+_IMPORT_LINE = re.compile(r"^import time:\s+(\d+)\s+\|\s+(\d+)\s+\|(\s+)(\S+)")
+
+
+def parse_importtime(stderr: str) -> list[tuple[str, float]]:
+    """``-X importtime`` lines as ``(module, own import ms excluding its imports)``, in the order printed."""
+    entries = []
+    for line in stderr.splitlines():
+        found = _IMPORT_LINE.match(line)
+        if found:
+            entries.append((found.group(4), int(found.group(1)) / 1000))
+    return entries
+
+
+def extra_imports(handler: list[tuple[str, float]], floor: list[tuple[str, float]],
+                  top: int = 6) -> list[tuple[str, float]]:
+    """Modules the handler imports and the floor does not, their own import time summed by top package."""
+    floor_names = {name for name, _ in floor}
+    totals: dict[str, float] = {}
+    for name, own_ms in handler:
+        if name not in floor_names:
+            package = name.split(".")[0]
+            totals[package] = totals.get(package, 0.0) + own_ms
+    return sorted(totals.items(), key=lambda item: -item[1])[:top]
+
+
+@dataclass
+class _Subject:
+    spec: definition.FunctionSpec
+    goal: float
+    event: Callable[[], dict[str, Any]]
+    floor_params: Callable[[], dict[str, Any]]
+    operation: str = ""
+
+
+def _fresh_markers(params: dict[str, Any]) -> dict[str, Any]:
+    """The same transaction, with a marker key no earlier run used (its put is conditional on absence)."""
+    fresh = copy.deepcopy(params)
+    for entry in fresh.get("TransactItems", []):
+        put = entry.get("Put")
+        if put and put["Item"][PARTITION_KEY]["S"].startswith(MARKER_PREFIX):
+            put["Item"][PARTITION_KEY]["S"] = f"{MARKER_PREFIX}floor-{uuid.uuid4().hex}"
+    return fresh
+
+
+def _capture(handler: Callable[..., Any], event: dict[str, Any], name: str, timeout: float) -> tuple[str, dict]:
+    """Run a handler once in this process (under moto) and return its one DynamoDB call."""
+    with watch_dynamodb() as log:
+        handler(event, LambdaContext(name, timeout))
+    if len(log.calls) != 1:
+        ops = [call.operation for call in log.calls]
+        raise RuntimeError(f"{name} made {len(ops)} DynamoDB calls on its first request ({ops}); expected 1")
+    call = log.calls[0]
+    return call.operation, call.params
+
+
+def _load_handler(spec: definition.FunctionSpec) -> Callable[..., Any]:
+    module_name, function_name = spec.handler.rsplit(".", 1)
+    return getattr(importlib.import_module(module_name), function_name)
+
+
+def measure_cold_starts(
+    settings: definition.Settings,
+    *,
+    runs: int = 10,
+    importtime: bool = True,
+    bytecode: bool = False,
+    functions: tuple[definition.FunctionSpec, ...] = definition.FUNCTIONS,
+    progress: Callable[[str], None] = lambda message: None,
+) -> tuple[list[ColdStart], str]:
+    """Cold starts of ``functions`` and their floors, ``runs`` interleaved pairs each (after one warm-up pair).
+
+    Returns the results and how the task root's code archive was made.
+    """
+    table_name = f"tag-counter-bench-cold-{uuid.uuid4().hex[:8]}"
+    previous_table = os.environ.get(definition.TABLE_NAME_ENV)
+    with local_aws(), tempfile.TemporaryDirectory(prefix="tag-counter-cold-") as scratch:
+        workdir = Path(scratch)
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        stream_arn = definition.create_table(client, table_name)
+        os.environ[definition.TABLE_NAME_ENV] = table_name
+        try:
+            _reset_function_caches()
+            feed = StreamFeed(client, table_name, stream_arn)
+            feed.prime()
+            subjects = _subjects(settings, functions, feed)
+            task, layer, how = prepare_task_root(workdir, bytecode=bytecode)
+            results = {s.spec.name: ColdStart(s.spec.name, s.operation, s.goal) for s in subjects}
+            with LoopbackDynamoDB() as endpoint:
+                env = child_environment(endpoint.url, table_name, layer, bytecode=bytecode)
+
+                def one(subject: _Subject, mode: str, importtime_run: bool = False) -> tuple[ColdRun, str]:
+                    spec_doc: dict[str, Any] = {"mode": mode, "function": subject.spec.name}
+                    if mode == "handler":
+                        is_processor = subject.spec is definition.STREAM_PROCESSOR
+                        timeout = settings.processor_timeout_seconds if is_processor else settings.route_timeout_seconds
+                        memory = settings.processor_memory_mb if is_processor else settings.route_memory_mb
+                        spec_doc.update(handler=subject.spec.handler, event=subject.event(),
+                                        timeout_seconds=timeout, memory_mb=memory)
+                    else:
+                        spec_doc.update(method=xform_name(subject.operation), params=subject.floor_params())
+                    run, figures, stderr = run_child(
+                        spec_doc, workdir / f"spec-{subject.spec.name}-{mode}.json", task, env, importtime_run
+                    )
+                    _check_answer(subject.spec, mode, figures)
+                    return run, stderr
+
+                for subject in subjects:  # warm-up pair: fills the OS file cache, result discarded
+                    one(subject, "handler")
+                    one(subject, "floor")
+                for index in range(runs):
+                    progress(f"cold start: round {index + 1}/{runs}")
+                    for subject in subjects:
+                        order = ("handler", "floor") if index % 2 == 0 else ("floor", "handler")
+                        for mode in order:
+                            run, _ = one(subject, mode)
+                            target = results[subject.spec.name]
+                            (target.handler_runs if mode == "handler" else target.floor_runs).append(run)
+                if importtime:
+                    for subject in subjects:
+                        _, handler_log = one(subject, "handler", importtime_run=True)
+                        _, floor_log = one(subject, "floor", importtime_run=True)
+                        results[subject.spec.name].extra_imports = extra_imports(
+                            parse_importtime(handler_log), parse_importtime(floor_log)
+                        )
+        finally:
+            _reset_function_caches()
+            if previous_table is None:
+                os.environ.pop(definition.TABLE_NAME_ENV, None)
+            else:
+                os.environ[definition.TABLE_NAME_ENV] = previous_table
+    return list(results.values()), how
+
+
+def _check_answer(spec: definition.FunctionSpec, mode: str, figures: Mapping[str, Any]) -> None:
+    if "failures" in figures and figures["failures"]:
+        raise RuntimeError(f"cold start of {spec.name}: the processor reported {figures['failures']} failed records")
+    if "status" in figures and figures["status"] != 200:
+        raise RuntimeError(f"cold start of {spec.name} ({mode}) answered HTTP {figures['status']}, not 200")
+
+
+def _subjects(settings: definition.Settings, functions: tuple[definition.FunctionSpec, ...],
+              feed: StreamFeed) -> list[_Subject]:
+    routes = {route.function.name: route for route in definition.ROUTES}
+    subjects = []
+    for spec in functions:
+        handler = _load_handler(spec)
+        if spec is definition.STREAM_PROCESSOR:
+            def make_event(feed: StreamFeed = feed) -> dict[str, Any]:
+                return feed.event(STREAM_BATCH_RECORDS)
+
+            operation, params = _capture(handler, make_event(), spec.name, settings.processor_timeout_seconds)
+            subjects.append(_Subject(spec, STREAM_GOAL, make_event, lambda p=params: _fresh_markers(p), operation))
+        else:
+            route = routes[spec.name]
+            path = route.path.replace("{tag}", EXAMPLE_TAG)
+            parameters = {"tag": EXAMPLE_TAG} if "{tag}" in route.path else None
+
+            def make_event(route: definition.Route = route, path: str = path,
+                           parameters: dict[str, str] | None = parameters) -> dict[str, Any]:
+                return rest_proxy_event(route, path, parameters, stage=settings.stage_name)
+
+            operation, params = _capture(handler, make_event(), spec.name, settings.route_timeout_seconds)
+            subjects.append(_Subject(spec, ROUTE_GOAL, make_event, lambda p=params: p, operation))
+    return subjects
+
+
+def _reset_function_caches() -> None:
+    """Drop the functions' cached clients so the next call builds them against the current AWS (moto or not)."""
+    for module in list(sys.modules.values()):
+        name = getattr(module, "__name__", "")
+        if not name.startswith("functions."):
+            continue
+        for value in list(vars(module).values()):
+            clear = getattr(value, "cache_clear", None)
+            if callable(clear) and getattr(value, "__module__", None) == name:
+                clear()

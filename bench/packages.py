@@ -1,0 +1,80 @@
+"""Sizes of what Lambda runs: the code archive and the Jinja2 layer, built by the stack's own packaging code."""
+
+from __future__ import annotations
+
+import importlib
+import socket
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+ARCHIVE_GOAL_BYTES = 50 * 1024
+PYPI_HOST = "pypi.org"
+
+
+@dataclass
+class PackageSize:
+    """One zip: its size, what it unpacks to, and why it could not be built if it could not."""
+
+    name: str
+    zipped_bytes: int | None
+    unpacked_bytes: int | None = None
+    files: int | None = None
+    goal_bytes: int | None = None
+    problem: str | None = None
+
+    @property
+    def met(self) -> bool | None:
+        """Whether the zip is under its goal (None: no goal, or not measured)."""
+        if self.goal_bytes is None or self.zipped_bytes is None:
+            return None
+        return self.zipped_bytes < self.goal_bytes
+
+
+def describe_zip(name: str, path: Path, goal_bytes: int | None = None) -> PackageSize:
+    """Size, unpacked size and file count of a zip on disk."""
+    with zipfile.ZipFile(path) as archive:
+        entries = [info for info in archive.infolist() if not info.is_dir()]
+        unpacked = sum(info.file_size for info in entries)
+    return PackageSize(name, path.stat().st_size, unpacked, len(entries), goal_bytes)
+
+
+def pypi_reachable(timeout: float = 5.0) -> str | None:
+    """None when PyPI answers on port 443; otherwise why not, in a few words."""
+    try:
+        with socket.create_connection((PYPI_HOST, 443), timeout=timeout):
+            return None
+    except OSError as error:
+        return f"{PYPI_HOST} cannot be reached ({error.__class__.__name__}: {error})"
+
+
+def measure_packages(*, layer: bool = True, layer_cache: Path | None = None) -> list[PackageSize]:
+    """The code archive's size against its goal, and the Jinja2 layer's (needs PyPI the first time)."""
+    try:
+        packaging = importlib.import_module("components.packaging")
+    except ImportError as error:
+        problem = f"components.packaging is not available ({error})"
+        return [PackageSize("code archive", None, goal_bytes=ARCHIVE_GOAL_BYTES, problem=problem),
+                PackageSize("Jinja2 layer", None, problem=problem)]
+    results = []
+    with tempfile.TemporaryDirectory(prefix="tag-counter-archive-") as scratch:
+        archive = packaging.build_code_archive(Path(scratch))
+        results.append(describe_zip("code archive", archive, ARCHIVE_GOAL_BYTES))
+    if not layer:
+        results.append(PackageSize("Jinja2 layer", None, problem="not measured (--skip-layer)"))
+        return results
+    cache = Path(layer_cache) if layer_cache else packaging.BUILD_DIR / "layer"
+    cached = cache / f"jinja2-layer-{packaging.layer_cache_key()}.zip"
+    unreachable = None if cached.exists() else pypi_reachable()
+    if unreachable:
+        results.append(PackageSize("Jinja2 layer", None, problem=f"not measured: building it needs PyPI, and {unreachable}"))
+        return results
+    try:
+        built = packaging.build_layer(cache)
+    except packaging.LayerBuildError as error:
+        first_line = str(error).splitlines()[0]
+        results.append(PackageSize("Jinja2 layer", None, problem=f"not measured: {first_line}"))
+        return results
+    results.append(describe_zip("Jinja2 layer (python3.13 arm64)", built))
+    return results
