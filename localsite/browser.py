@@ -1,0 +1,36 @@
+"""Headless Chromium for the browser tests and the README's screenshot: the system's Chromium, never a download.
+
+``CHROMIUM`` names the executable if it is not ``/usr/bin/chromium`` (or ``chromium`` on the PATH).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Any
+
+CHROMIUM_ARGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+)
+
+
+def chromium_path() -> str | None:
+    """The Chromium executable to drive, or ``None`` if there is none."""
+    for candidate in (os.environ.get("CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium")):
+        if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def launch(playwright: Any) -> Any:
+    """A headless Chromium browser from a started ``sync_playwright()``."""
+    path = chromium_path()
+    if path is None:
+        raise FileNotFoundError("no Chromium found: install it (apt-get install chromium) or set CHROMIUM")
+    return playwright.chromium.launch(executable_path=path, headless=True, args=list(CHROMIUM_ARGS))

@@ -1,0 +1,70 @@
+"""``python -m localsite.screenshot``: a picture of the pages for the README (``docs/screenshot.png``).
+
+Starts a throwaway local site, visits a few tags, waits for the stream to bring the total up to date, and
+photographs a tag's count page in headless Chromium (scripts off, as the pages need none).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.request import urlopen
+
+from definition import ROOT, stack_settings
+from localsite.browser import launch
+from localsite.site import LocalSite
+
+DEFAULT_OUTPUT = ROOT / "docs" / "screenshot.png"
+VISITS = {"serverless": 3, "caf%C3%A9": 2, "hello": 1}
+PAGE = "counts/serverless"
+
+
+def take(output: Path, browser: Any = None, width: int = 820, height: int = 560) -> Path:
+    """Write the screenshot to ``output`` and return its path (``browser``: a launched one, or ``None``)."""
+    with tempfile.TemporaryDirectory() as state, LocalSite(stack_settings("dev"), port=0, state_dir=state) as site:
+        for tag, times in VISITS.items():
+            for _ in range(times):
+                with urlopen(f"{site.url}tags/{tag}") as response:  # noqa: S310 - our own 127.0.0.1 site
+                    response.read()
+        if not site.drain(timeout=30):
+            raise RuntimeError("the stream did not catch up")
+        if browser is not None:
+            _photograph(browser, f"{site.url}{PAGE}", output, width, height)
+            return output
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as playwright:
+            own = launch(playwright)
+            try:
+                _photograph(own, f"{site.url}{PAGE}", output, width, height)
+            finally:
+                own.close()
+    return output
+
+
+def _photograph(browser: Any, url: str, output: Path, width: int, height: int) -> None:
+    context = browser.new_context(java_script_enabled=False, viewport={"width": width, "height": height})
+    try:
+        page = context.new_page()
+        page.goto(url)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(output))
+    finally:
+        context.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Take the screenshot; print where it went."""
+    parser = argparse.ArgumentParser(prog="python -m localsite.screenshot", description=__doc__.splitlines()[0])
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    args = parser.parse_args(argv)
+    print(take(args.output))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""Counts survive a restart of the local site (unless it starts fresh), and the total is exact again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from localsite.state import STATE_FILE
+from tests.localsite.helpers import request, running_site, tag_counts, total, visit
+
+
+def test_a_restart_keeps_the_counts_and_the_total_is_recomputed(state_dir: Path) -> None:
+    with running_site(state_dir) as site:
+        visit(site, "kept", times=3)
+        visit(site, "caf%C3%A9")
+        assert site.drain()
+        before = tag_counts(site)
+    assert (state_dir / STATE_FILE).is_file()
+    with running_site(state_dir) as site:
+        # THEN the tags are back, the total equals their sum, and the restored items are not counted again
+        assert site.restored == 2
+        assert tag_counts(site) == before == {"tag#kept": 3, "tag#café": 1}
+        assert total(site) == 4
+        assert site.drain()
+        assert total(site) == 4
+        assert site.esm.stats.invocations == 0
+        visit(site, "kept")
+        assert site.drain()
+        assert total(site) == 5
+        assert "4" in request(f"{site.url}counts/kept").body
+
+
+def test_a_visit_just_before_the_stop_is_saved(state_dir: Path) -> None:
+    with running_site(state_dir) as site:
+        visit(site, "last", times=2)
+    with running_site(state_dir) as site:
+        assert tag_counts(site) == {"tag#last": 2}
+        assert total(site) == 2
+
+
+def test_saving_does_not_wait_for_the_stream_processor(state_dir: Path) -> None:
+    # GIVEN a processor that fails every time: the total never moves while the site runs
+    with running_site(state_dir) as site:
+        site.faults.fail_processor("before", count=None)
+        visit(site, "stuck", times=2)
+        assert total(site) == 0
+    # THEN the visits were still saved, and the restart's reconcile makes the total exact
+    with running_site(state_dir) as site:
+        assert tag_counts(site) == {"tag#stuck": 2}
+        assert total(site) == 2
+
+
+def test_fresh_starts_from_zero_and_forgets_the_saved_counts(state_dir: Path) -> None:
+    with running_site(state_dir) as site:
+        visit(site, "gone", times=2)
+    with running_site(state_dir, fresh=True) as site:
+        assert site.restored == 0
+        assert tag_counts(site) == {}
+        assert total(site) == 0
+    with running_site(state_dir) as site:
+        assert tag_counts(site) == {}
+
+
+def test_without_a_state_dir_nothing_is_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from localsite.site import LocalSite
+    from tests.localsite.helpers import FAST_MAPPING, test_settings
+
+    monkeypatch.chdir(tmp_path)
+    site = LocalSite(test_settings(), port=0, mapping_options=FAST_MAPPING)
+    with site:
+        visit(site, "air")
+        assert site.store is None and site.persister is None
+    assert list(tmp_path.iterdir()) == []
