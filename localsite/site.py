@@ -45,6 +45,8 @@ Handler = Callable[[dict[str, Any], Any], Any]
 TABLE_NAME = f"{PROJECT}-local"
 QUEUE_NAME = f"{PROJECT}-stream-failures"
 ERROR_CACHE_CONTROL = "no-store"
+RETRY_AFTER_SECONDS = 2
+"""What the "try again" page says to a request that arrives while the site stops."""
 
 
 _one_at_a_time = threading.Lock()
@@ -100,6 +102,39 @@ def check_proxy_response(response: Any) -> tuple[int, list[tuple[str, str]], byt
     return status, headers, payload
 
 
+class _InFlight:
+    """The requests being answered: a stop lets no new one in and waits for the others to finish.
+
+    A request still running when moto, the stream mapping and the saved state go away (one in the SDK's retry
+    backoff, say) would write where nothing saves it (a count its visitor was shown, lost at the next start),
+    or land in the next site's table before its mapping starts, or, with moto gone, reach for real AWS.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._running = 0
+        self._closed = False
+
+    def enter(self) -> bool:
+        """Count a request in; ``False`` once the site is stopping."""
+        with self._cond:
+            if self._closed:
+                return False
+            self._running += 1
+            return True
+
+    def leave(self) -> None:
+        with self._cond:
+            self._running -= 1
+            self._cond.notify_all()
+
+    def close(self, timeout: float) -> bool:
+        """Let no new request in; wait up to ``timeout`` seconds for those running (``False``: some still are)."""
+        with self._cond:
+            self._closed = True
+            return self._cond.wait_for(lambda: self._running == 0, timeout)
+
+
 class _RequestHandler(BaseHTTPRequestHandler):
     """Turns one HTTP request into what API Gateway would do with it."""
 
@@ -116,15 +151,24 @@ class _RequestHandler(BaseHTTPRequestHandler):
             length = 0
         if length > 0:
             self.rfile.read(length)  # keep the connection usable; no route takes a body
-        try:
-            status, headers, body = self.site.respond(self.command, self.path, list(self.headers.items()))
-        except Exception:  # a fault of the local site itself: answer, log, keep serving
-            log.exception("could not answer %s %s", self.command, self.path)
-            status, headers, body = 500, [("Content-Type", "text/plain; charset=utf-8")], b"local site error\n"
+        stopping = not self.site._in_flight.enter()
+        if stopping:
+            # Nothing reaches a function once the site is stopping: "try again", and no keep-alive past the stop.
+            status, headers, body = self.site._stopping_page()
+        else:
+            try:
+                status, headers, body = self.site.respond(self.command, self.path, list(self.headers.items()))
+            except Exception:  # a fault of the local site itself: answer, log, keep serving
+                log.exception("could not answer %s %s", self.command, self.path)
+                status, headers, body = 500, [("Content-Type", "text/plain; charset=utf-8")], b"local site error\n"
+            finally:
+                self.site._in_flight.leave()
         self.send_response(status)
         for name, value in headers:
             if name.lower() not in ("content-length", "connection", "transfer-encoding"):
                 self.send_header(name, value)
+        if stopping:
+            self.send_header("Connection", "close")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if self.command != "HEAD":
@@ -168,6 +212,7 @@ class LocalSite:
         self._processor = processor
         self._stack = ExitStack()
         self._server: ThreadingHTTPServer | None = None
+        self._in_flight = _InFlight()
         self._handlers: dict[str, Handler] = {}
         self.esm: EventSourceMapping | None = None
         self.persister: StatePersister | None = None
@@ -195,6 +240,7 @@ class LocalSite:
         if not _one_at_a_time.acquire(blocking=False):
             raise RuntimeError("another LocalSite is running in this process; stop it first")
         self._stack.callback(_one_at_a_time.release)
+        self._in_flight = _InFlight()
         try:
             self._bind()
             self._stack.enter_context(local_aws())
@@ -210,8 +256,16 @@ class LocalSite:
         thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="http", daemon=True)
         thread.start()
         self._stack.callback(thread.join, 10)
+        # Runs right after shutdown() (last in, first out): requests already being answered finish while moto,
+        # the mapping and the saved state are still there.
+        self._stack.callback(self._finish_requests)
         self._stack.callback(server.shutdown)
         return self
+
+    def _finish_requests(self) -> None:
+        grace = self.settings.route_timeout_seconds + 5
+        if not self._in_flight.close(grace):
+            log.warning("requests still running %d s after the stop began; stopping anyway", grace)
 
     def _bind(self) -> None:
         handler = type("Handler", (_RequestHandler,), {"site": self})
@@ -380,6 +434,10 @@ class LocalSite:
         except Exception:  # what a deployed function's failure becomes: the gateway's 502, details in the log
             log.exception("%s handler failed for %s: API Gateway would answer 502", route.name, event["path"])
             return self._error_page(502, 500)
+
+    def _stopping_page(self) -> tuple[int, list[tuple[str, str]], bytes]:
+        status, headers, body = self._error_page(503, 503)
+        return status, [*headers, ("Retry-After", str(RETRY_AFTER_SECONDS))], body
 
     def _not_found(self) -> tuple[int, list[tuple[str, str]], bytes]:
         return self._error_page(404, 404)
