@@ -5,10 +5,12 @@ first invoke); its floor is a new process that only creates a boto3 DynamoDB cli
 Both reach the same moto table over HTTP on 127.0.0.1 (``bench.loopback``), so neither imports moto.
 
 The handler runs from the code archive as Lambda unpacks it, with Jinja2 and MarkupSafe beside it as the layer
-does, and with no bytecode: Lambda's ``/var/task`` and ``/opt`` are read-only and the archive and layer ship
-sources only, so every cold start compiles them. (The layer's MarkupSafe is built for arm64; the local copy
-is this machine's build of the same pinned version.) Runs are interleaved, handler and floor side by side
-(alternating which goes first), and a ratio is the median of the per-pair ratios.
+does. Lambda's ``/var/task`` and ``/opt`` are read-only, so a module without shipped bytecode is compiled at every
+cold start; a pass says which bytecode it ships (``NO_BYTECODE``, ``LAYER_BYTECODE``, ``ALL_BYTECODE``), compiled
+by this interpreter for itself, standing in for the ``.pyc`` files ``components.packaging`` compiles for Python 3.13.
+``shipped_bytecode()`` is what the packaging ships from this machine. (The layer's MarkupSafe is built for arm64;
+the local copy is this machine's build of the same pinned version.) Runs are interleaved, handler and floor side
+by side (alternating which goes first), and a ratio is the median of the per-pair ratios.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import copy
 import importlib
 import json
 import os
+import py_compile
 import re
 import shutil
 import subprocess
@@ -49,6 +52,26 @@ LAYER_PACKAGES = ("jinja2", "markupsafe")
 EXAMPLE_TAG = "cold-start"
 STREAM_BATCH_RECORDS = 10
 """Records in each cold stream batch: a cold start mostly meets a short backlog."""
+
+NO_BYTECODE = "none"
+LAYER_BYTECODE = "layer"
+ALL_BYTECODE = "all"
+BYTECODE_MODES = {
+    NO_BYTECODE: "no bytecode: every cold start compiles the Jinja2 and function sources",
+    LAYER_BYTECODE: "the layer's bytecode compiled ahead, the function sources compiled at each cold start",
+    ALL_BYTECODE: "bytecode compiled ahead for the layer and the code archive",
+}
+"""Which modules of a cold-start pass come with bytecode, and what that means."""
+
+
+def shipped_bytecode() -> tuple[str, str]:
+    """The bytecode ``components.packaging`` ships from this machine (a ``BYTECODE_MODES`` key), and why."""
+    try:
+        packaging = importlib.import_module("components.packaging")
+    except ImportError as error:
+        return NO_BYTECODE, f"components.packaging is not available ({error})"
+    python, reason = packaging.find_target_python()
+    return (NO_BYTECODE if python is None else LAYER_BYTECODE), reason
 
 
 @dataclass
@@ -177,8 +200,9 @@ def _match(pattern: Any, value: Any) -> bool:
     return False
 
 
-def prepare_task_root(workdir: Path, *, bytecode: bool = False) -> tuple[Path, Path, str]:
-    """Unpack the code archive to ``workdir/task`` and a source-only Jinja2 layer to ``workdir/layer/python``.
+def prepare_task_root(workdir: Path, *, bytecode: str = NO_BYTECODE) -> tuple[Path, Path, str]:
+    """Unpack the code archive to ``workdir/task`` and the Jinja2 layer to ``workdir/layer/python``, with the
+    bytecode ``bytecode`` (a ``BYTECODE_MODES`` key) says.
 
     Returns ``(task root, layer python dir, how the archive was made)``.
     """
@@ -200,9 +224,13 @@ def prepare_task_root(workdir: Path, *, bytecode: bool = False) -> tuple[Path, P
     for package in LAYER_PACKAGES:
         source = Path(importlib.import_module(package).__file__).parent
         shutil.copytree(source, layer / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    if bytecode:
-        for directory in (task, layer):
-            compileall.compile_dir(str(directory), quiet=1)
+    if bytecode not in BYTECODE_MODES:
+        raise ValueError(f"bytecode must be one of {sorted(BYTECODE_MODES)}, not {bytecode!r}")
+    compiled = {NO_BYTECODE: (), LAYER_BYTECODE: (layer,), ALL_BYTECODE: (task, layer)}[bytecode]
+    for directory in compiled:  # as components.packaging compiles: hash-based, never checked against sources
+        compileall.compile_dir(
+            str(directory), quiet=1, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH
+        )
     return task, layer, how
 
 
@@ -217,7 +245,7 @@ def _fallback_archive(dest: Path) -> Path:
     return path
 
 
-def child_environment(endpoint: str, table_name: str, layer: Path, *, bytecode: bool) -> dict[str, str]:
+def child_environment(endpoint: str, table_name: str, layer: Path) -> dict[str, str]:
     """The environment of a cold-start process: dummy credentials, the loopback endpoint, no config files."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -228,11 +256,13 @@ def child_environment(endpoint: str, table_name: str, layer: Path, *, bytecode: 
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
         "AWS_EC2_METADATA_DISABLED": "true",
         definition.TABLE_NAME_ENV: table_name,
+        # Lambda sets it in every function's environment; the functions (and botocore) look at it.
+        "AWS_LAMBDA_FUNCTION_NAME": "tag-counter-cold-start",
         "PYTHONPATH": str(layer),
         "PYTHONHASHSEED": "0",
+        # Read-only disks, as in Lambda: bytecode shipped ahead is used, none is written by a run for the next.
+        "PYTHONDONTWRITEBYTECODE": "1",
     }
-    if not bytecode:
-        env["PYTHONDONTWRITEBYTECODE"] = "1"
     return env
 
 
@@ -320,7 +350,7 @@ def measure_cold_starts(
     *,
     runs: int = 10,
     importtime: bool = True,
-    bytecode: bool = False,
+    bytecode: str = NO_BYTECODE,
     functions: tuple[definition.FunctionSpec, ...] = definition.FUNCTIONS,
     progress: Callable[[str], None] = lambda message: None,
 ) -> tuple[list[ColdStart], str]:
@@ -343,7 +373,7 @@ def measure_cold_starts(
             task, layer, how = prepare_task_root(workdir, bytecode=bytecode)
             results = {s.spec.name: ColdStart(s.spec.name, s.operation, s.goal) for s in subjects}
             with LoopbackDynamoDB() as endpoint:
-                env = child_environment(endpoint.url, table_name, layer, bytecode=bytecode)
+                env = child_environment(endpoint.url, table_name, layer)
 
                 def one(subject: _Subject, mode: str, importtime_run: bool = False) -> tuple[ColdRun, str]:
                     spec_doc: dict[str, Any] = {"mode": mode, "function": subject.spec.name}

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import definition
 from bench import cost, prices
-from bench.coldstart import ColdStart
+from bench.coldstart import BYTECODE_MODES, ColdStart
 from bench.cost import CostInputs, CostModel, LineItem
 from bench.packages import PackageSize
 from bench.roundtrips import BUDGET, RoundTrips
@@ -45,6 +45,12 @@ class Report:
     quick: bool = False
     cold: list[ColdStart] | None = None
     cold_bytecode: list[ColdStart] | None = None
+    """The second cold-start pass, with ``cold_variant_mode``'s bytecode."""
+    cold_mode: str = "none"
+    """The bytecode of the ``cold`` pass (a ``bench.coldstart.BYTECODE_MODES`` key): what the packaging ships."""
+    cold_mode_reason: str = ""
+    """Why the packaging ships that from this machine (``components.packaging.find_target_python``)."""
+    cold_variant_mode: str = "layer"
     cold_archive: str = ""
     cold_runs: int = 0
     warm: list[WarmResult] | None = None
@@ -281,8 +287,12 @@ def _cold_section(report: Report) -> list[str]:
         "the handler from the unpacked code archive (built by "
         f"`{report.cold_archive}`) with Jinja2 beside it as the layer, and serves one request; the floor is a "
         "fresh interpreter that creates a boto3 DynamoDB client and makes the same call. Both call the same "
-        "moto table over HTTP on 127.0.0.1. No bytecode is shipped or written, as in Lambda (read-only "
-        "`/var/task` and `/opt`), so every cold start compiles the function and Jinja2 sources. "
+        "moto table over HTTP on 127.0.0.1. No bytecode is written, as in Lambda (read-only `/var/task` and "
+        f"`/opt`). This pass: {BYTECODE_MODES.get(report.cold_mode, report.cold_mode)}, as "
+        "`components.packaging` ships them from this machine"
+        + (f" ({report.cold_mode_reason})" if report.cold_mode_reason else "")
+        + ("" if report.cold_mode == "none" else "; the bytecode is compiled by this interpreter for itself, "
+           "standing in for the `.pyc` files compiled for Python 3.13") + ". "
         "Times are medians; a ratio is the median of per-pair ratios (each handler run against the floor run "
         "beside it, so the machine's changing load cancels out). \"CPU-time ratio\" compares CPU time, "
         "\"process ratio\" whole processes, interpreter start-up included.",
@@ -296,8 +306,9 @@ def _cold_section(report: Report) -> list[str]:
                  f"{r.ratio:.2f}x", f"{r.cpu_ratio:.2f}x", f"{r.goal:.2f}x", _status(r.met))
                 for r in report.cold_bytecode]
         out += [
-            "The same with bytecode compiled ahead (what shipping `.pyc` files for the target Python in the "
-            "archive and the layer would give):",
+            f"The same with {BYTECODE_MODES.get(report.cold_variant_mode, report.cold_variant_mode)}"
+            + ("" if report.cold_variant_mode == "none" else " (compiled by this interpreter for itself, standing in "
+               "for the `.pyc` files `components.packaging` compiles for Python 3.13)") + ":",
             "",
             _markdown_table(["function", "total", "floor", "ratio", "CPU-time ratio", "goal", "status"], rows),
             "",

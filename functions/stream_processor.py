@@ -34,8 +34,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from operator import attrgetter
+from typing import Any, NamedTuple
 
 from botocore.exceptions import ClientError, ConnectionError as BotocoreConnectionError, HTTPClientError
 
@@ -85,12 +85,17 @@ class DeadlineTooClose(RuntimeError):
     """Too little time left to write safely; raised before writing so the retry starts clean."""
 
 
-@dataclass(frozen=True)
-class Change:
-    """What one stream record means for the total."""
+class Change(NamedTuple):
+    """What one stream record means for the total.
+
+    A named tuple, not a dataclass: one is made per record, and a tuple is the cheapest object that has names.
+    """
 
     sequence: int
     delta: int
+
+
+_by_sequence = attrgetter("sequence")
 
 
 def _visits(image: Mapping[str, Any] | None) -> int:
@@ -109,25 +114,68 @@ def _visits(image: Mapping[str, Any] | None) -> int:
         raise MalformedRecord(f"{COUNT_ATTRIBUTE} is not an integer") from None
 
 
+def _is_sequence_text(text: Any) -> bool:
+    # ASCII digits only: str.isdigit alone also accepts characters such as "²" that int() rejects.
+    return isinstance(text, str) and text.isdigit() and text.isascii()
+
+
 def sequence_number(record: Any) -> int:
     """A record's sequence number as an int (they are decimal strings of up to 40 digits)."""
     try:
         text = record["dynamodb"]["SequenceNumber"]
     except (KeyError, TypeError):
         raise MalformedRecord("no SequenceNumber") from None
-    if not isinstance(text, str) or not text.isdigit():
+    if not _is_sequence_text(text):
         raise MalformedRecord("SequenceNumber is not a decimal number")
     return int(text)
 
 
 def read_change(record: Any) -> Change:
-    """The change one Lambda stream record makes to the total (0 for anything but a tag item)."""
+    """The change one Lambda stream record makes to the total (0 for anything but a tag item).
+
+    ``MalformedRecord`` says what is wrong with a record that cannot be read.
+    """
+    # Fast path for the records DynamoDB actually sends (a count on both sides that need one): plain indexing,
+    # exact type checks, no exception raised. Anything else, a missing count included, falls through to
+    # ``_checked_change``, which accepts exactly the same records and names the problem of the others.
+    try:
+        data = record["dynamodb"]
+        text = data["SequenceNumber"]
+        event_name = record["eventName"]
+        key = data["Keys"][PARTITION_KEY]["S"]
+        if type(key) is str and type(text) is str and text.isdigit() and text.isascii():
+            if not key.startswith(TAG_PREFIX):
+                if event_name in EVENT_NAMES:
+                    return Change(int(text), 0)
+            elif event_name == "MODIFY":
+                new = data["NewImage"][COUNT_ATTRIBUTE]["N"]
+                old = data["OldImage"][COUNT_ATTRIBUTE]["N"]
+                if type(new) is str and type(old) is str:
+                    return Change(int(text), int(new) - int(old))
+            elif event_name == "INSERT":
+                new = data["NewImage"][COUNT_ATTRIBUTE]["N"]
+                if type(new) is str:
+                    return Change(int(text), int(new))
+            elif event_name == "REMOVE":
+                old = data["OldImage"][COUNT_ATTRIBUTE]["N"]
+                if type(old) is str:
+                    return Change(int(text), -int(old))
+    except (KeyError, TypeError, ValueError, AttributeError):
+        pass  # not the usual shape: the checked path decides, and says why when it rejects the record
+    return _checked_change(record)
+
+
+def _checked_change(record: Any) -> Change:
+    """``read_change`` for any record, checking every part; ``MalformedRecord`` names what is wrong."""
     sequence = sequence_number(record)
     event_name = record.get("eventName")
-    if event_name not in EVENT_NAMES:
+    if not isinstance(event_name, str) or event_name not in EVENT_NAMES:
         raise MalformedRecord(f"unexpected eventName {event_name!r}")
     data = record["dynamodb"]
-    key = (data.get("Keys") or {}).get(PARTITION_KEY)
+    if not isinstance(data, Mapping):
+        raise MalformedRecord("dynamodb is not a map")
+    keys = data.get("Keys") or {}
+    key = keys.get(PARTITION_KEY) if isinstance(keys, Mapping) else None
     if not isinstance(key, Mapping) or not isinstance(key.get("S"), str):
         raise MalformedRecord("no string partition key")
     if not key["S"].startswith(TAG_PREFIX):
@@ -144,6 +192,11 @@ def read_change(record: Any) -> Change:
 
 def read_changes(records: Iterable[Any]) -> list[Change]:
     """The changes of a batch's records, skipping (and logging) malformed ones."""
+    records = records if isinstance(records, list) else list(records)
+    try:
+        return [read_change(record) for record in records]
+    except MalformedRecord:
+        pass  # rare: read the batch again record by record, to skip and log each bad one
     changes: list[Change] = []
     for index, record in enumerate(records):
         try:
@@ -249,7 +302,7 @@ class TotalWriter:
 
     def apply(self, changes: list[Change]) -> int:
         """Apply the changes not applied before; return the delta this call added to the total."""
-        pending = sorted(changes, key=lambda change: change.sequence)
+        pending = sorted(changes, key=_by_sequence)
         for _ in range(MAX_MARKER_ROUNDS):
             delta = sum(change.delta for change in pending)
             if not pending or delta == 0:

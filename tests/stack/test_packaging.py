@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import marshal
 import os
 import socket
 import subprocess
@@ -146,14 +147,14 @@ def test_pip_targets_lambdas_platform_with_wheels_only(tmp_path: Path) -> None:
 
 
 def test_a_cached_layer_is_reused_without_running_pip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    cached = tmp_path / f"jinja2-layer-{packaging.layer_cache_key()}.zip"
+    cached = tmp_path / f"jinja2-layer-{packaging.layer_cache_key(compiler=None)}.zip"
     cached.write_bytes(b"cached layer")
 
     def no_pip(*args: object, **kwargs: object) -> None:
         raise AssertionError("pip ran although the layer was cached")
 
     monkeypatch.setattr(packaging.subprocess, "run", no_pip)
-    assert packaging.build_layer(tmp_path) == cached
+    assert packaging.build_layer(tmp_path, compiler=None) == cached
     assert cached.read_bytes() == b"cached layer"
 
 
@@ -163,7 +164,7 @@ def test_a_failed_pip_run_is_a_clear_error_and_leaves_no_layer(
     failing = [sys.executable, "-c", "import sys; sys.stderr.write('no matching distribution'); sys.exit(3)"]
     monkeypatch.setattr(packaging, "pip_install_command", lambda target, requirements: failing)
     with pytest.raises(packaging.LayerBuildError, match=r"exit 3\):\nno matching distribution"):
-        packaging.build_layer(tmp_path)
+        packaging.build_layer(tmp_path, compiler=None)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -181,7 +182,7 @@ def pypi_reachable() -> bool:
 def test_layer_build_gives_jinja2_for_lambdas_platform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     if not pypi_reachable():
         pytest.skip("PyPI (pypi.org, files.pythonhosted.org) cannot be reached: the layer build needs it")
-    archive = packaging.build_layer(tmp_path / "cache")
+    archive = packaging.build_layer(tmp_path / "cache", compiler=None)
     names = names_in(archive)
     assert names == sorted(names) and all(n.startswith("python/") for n in names)
     assert "python/jinja2/__init__.py" in names
@@ -212,6 +213,184 @@ def test_layer_build_gives_jinja2_for_lambdas_platform(tmp_path: Path, monkeypat
     assert result.stdout.strip() == "&lt;b&gt;"
 
     # Built again elsewhere, the same pins give the same bytes; built again here, pip does not run.
-    assert packaging.build_layer(tmp_path / "other").read_bytes() == archive.read_bytes()
+    assert packaging.build_layer(tmp_path / "other", compiler=None).read_bytes() == archive.read_bytes()
     monkeypatch.setattr(packaging.subprocess, "run", lambda *a, **k: pytest.fail("pip ran for a cached layer"))
-    assert packaging.build_layer(tmp_path / "cache") == archive
+    assert packaging.build_layer(tmp_path / "cache", compiler=None) == archive
+
+
+# Bytecode: compiled by the target Python when one is at hand. The logic is tested with fake interpreters and with
+# this interpreter standing in for Python 3.13 (the cache tag in the names is then this interpreter's).
+TAG = sys.implementation.cache_tag
+
+
+def fake_python(directory: Path, body: str) -> Path:
+    """A ``python3.13`` shell script in ``directory`` that runs ``body`` (``$@`` are its arguments)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    script = directory / f"python{definition.LAYER_PYTHON_VERSION}"
+    script.write_text("#!/bin/sh\n" + body + "\n", encoding="utf-8")
+    script.chmod(0o755)
+    return script
+
+
+def pyc(archive: Path, name: str) -> tuple[int, object]:
+    """The flags word and the code object of a ``.pyc`` in ``archive`` (compiled by this interpreter)."""
+    with zipfile.ZipFile(archive) as zf:
+        data = zf.read(name)
+    return int.from_bytes(data[4:8], "little"), marshal.loads(data[16:])
+
+
+def fake_pip(target: Path, requirements: Path) -> list[str]:
+    """A pip stand-in that installs a tiny package into ``target`` (with a set constant, ordered by hash)."""
+    script = (
+        "import pathlib, sys; t = pathlib.Path(sys.argv[1]); (t / 'jinja2').mkdir(parents=True); "
+        "(t / 'jinja2' / '__init__.py').write_text('def known(x):\\n    return x in {\"alpha\", \"beta\", \"gamma\", "
+        "\"delta\", \"epsilon\"}\\n'); "
+        "(t / 'jinja2-3.1.6.dist-info').mkdir(); (t / 'jinja2-3.1.6.dist-info' / 'METADATA').write_text('Name: Jinja2')"
+    )
+    return [sys.executable, "-c", script, str(target)]
+
+
+def test_the_deploying_interpreter_compiles_when_it_is_the_target_python(tmp_path: Path) -> None:
+    python, reason = packaging.find_target_python(
+        executable="/usr/bin/python-target", cache_tag=packaging.TARGET_CACHE_TAG, search_path=str(tmp_path)
+    )
+    assert (python, reason) == ("/usr/bin/python-target", "the deploying interpreter is Python 3.13")
+
+
+@pytest.mark.parametrize(
+    ("body", "found", "why"),
+    [
+        ("echo cpython-313", True, "is Python 3.13"),
+        ("echo cpython-312", False, "is cpython-312"),
+        # A version manager's shim for a version that is installed but not selected.
+        ("echo 'pyenv: python3.13: command not found' >&2; exit 127", False, "does not run"),
+    ],
+)
+def test_python313_on_path_is_used_only_if_it_runs_and_is_313(
+    tmp_path: Path, body: str, found: bool, why: str
+) -> None:
+    script = fake_python(tmp_path / "bin", body)
+    python, reason = packaging.find_target_python(cache_tag="cpython-311", search_path=str(tmp_path / "bin"))
+    assert python == (str(script) if found else None)
+    assert why in reason
+
+
+def test_a_python313_that_cannot_even_be_started_is_not_used(tmp_path: Path) -> None:
+    (tmp_path / "bin").mkdir()
+    binary = tmp_path / "bin" / "python3.13"
+    binary.write_bytes(b"\x7fELF not really")  # executable, but no program the system can start
+    binary.chmod(0o755)
+    python, reason = packaging.find_target_python(cache_tag="cpython-311", search_path=str(tmp_path / "bin"))
+    assert python is None and reason == f"{binary} does not run"
+
+
+def test_without_python313_on_path_there_is_no_compiler(tmp_path: Path) -> None:
+    python, reason = packaging.find_target_python(cache_tag="cpython-311", search_path=str(tmp_path))
+    assert python is None
+    assert reason == "python3.13 is not on PATH and this interpreter is cpython-311"
+
+
+@pytest.mark.parametrize("found", [None, "/opt/python3.13/bin/python3.13"])
+def test_the_program_says_once_whether_it_ships_bytecode(
+    monkeypatch: pytest.MonkeyPatch, found: str | None
+) -> None:
+    said: list[tuple[str, str]] = []
+    monkeypatch.setattr(packaging, "find_target_python", lambda: (found, "the reason"))
+    monkeypatch.setattr(packaging.pulumi.log, "warn", lambda message, *a, **k: said.append(("warn", message)))
+    monkeypatch.setattr(packaging.pulumi.log, "info", lambda message, *a, **k: said.append(("info", message)))
+    packaging.target_python.cache_clear()
+    try:
+        assert packaging.target_python() == found
+        assert packaging.target_python() == found
+        # The layer's cache entry follows the choice: a sources-only zip is never reused as a compiled one.
+        assert (packaging.layer_cache_key() == packaging.layer_cache_key(compiler=None)) == (found is None)
+    finally:
+        packaging.target_python.cache_clear()
+    [(level, message)] = said
+    if found is None:
+        assert level == "warn"
+        assert message.startswith("shipping Python sources without bytecode: the reason.")
+        assert "python3.13" in message and "cold start" in message
+    else:
+        assert (level, message) == ("info", "shipping bytecode for Lambda's Python: the reason")
+
+
+def test_bytecode_is_compiled_unchecked_hash_under_lambdas_paths(tmp_path: Path) -> None:
+    command = packaging.compile_command("/usr/bin/python3.13", tmp_path, packaging.LAYER_ROOT)
+    assert command[:3] == ["/usr/bin/python3.13", "-m", "compileall"]
+    joined = " ".join(command)
+    assert "--invalidation-mode unchecked-hash" in joined
+    assert f"-s {tmp_path} -p /opt {tmp_path}" in joined
+
+
+def test_a_compiled_code_archive_holds_unchecked_bytecode_named_for_var_task(tmp_path: Path) -> None:
+    root = plant(tmp_path / "src")
+    archive = packaging.build_code_archive(tmp_path / "out", root=root, compiler=sys.executable)
+    compiled = [
+        f"functions/__pycache__/__init__.{TAG}.pyc",
+        f"functions/__pycache__/home.{TAG}.pyc",
+        f"functions/sub/__pycache__/helpers.{TAG}.pyc",
+    ]
+    # The planted __pycache__ (a stale .pyc, a stray .py) never ships; the compiled bytecode does.
+    assert names_in(archive) == sorted(SHIPPED + compiled)
+    flags, code = pyc(archive, f"functions/__pycache__/home.{TAG}.pyc")
+    assert flags == 0b01  # hash-based, and not checked against the source at import
+    assert code.co_filename == "/var/task/functions/home.py"
+    assert not any(str(tmp_path) in str(const) for const in code.co_consts)
+
+
+def test_a_compiled_code_archive_is_byte_identical_across_builds(tmp_path: Path) -> None:
+    sets = "def f(x):\n    return x in {'a', 'b', 'c', 'd'}\n"
+    root = plant(tmp_path / "src", {**PLANTED, "functions/sets.py": sets})
+    first = packaging.build_code_archive(tmp_path / "one", root=root, compiler=sys.executable).read_bytes()
+    for path in root.rglob("*"):
+        if path.is_file():
+            os.utime(path, (1_700_000_000, 1_700_000_000))
+    second = packaging.build_code_archive(tmp_path / "two", root=root, compiler=sys.executable).read_bytes()
+    assert first == second
+
+
+def test_the_real_code_archive_ships_sources_by_default(tmp_path: Path) -> None:
+    # Its bytecode would take it past the 50 KB budget; the layer is where bytecode pays (see build_code_archive).
+    names = names_in(packaging.build_code_archive(tmp_path))
+    assert names and not [n for n in names if n.endswith(".pyc")]
+
+
+def test_sources_the_target_python_cannot_compile_are_a_clear_error(tmp_path: Path) -> None:
+    root = plant(tmp_path / "src", {**PLANTED, "functions/broken.py": "def broken(:\n"})
+    with pytest.raises(packaging.BytecodeError, match=r"could not compile the sources for Lambda \(exit 1\)"):
+        packaging.build_code_archive(tmp_path / "out", root=root, compiler=sys.executable)
+    assert not (tmp_path / "out" / "code.zip").exists()
+
+
+def test_a_compiled_layer_names_its_bytecode_under_opt_and_is_reproducible(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(packaging, "pip_install_command", fake_pip)
+    compiled = packaging.build_layer(tmp_path / "one", compiler=sys.executable)
+    sources = packaging.build_layer(tmp_path / "one", compiler=None)
+    assert compiled != sources  # two cache entries side by side
+    assert names_in(sources) == ["python/jinja2-3.1.6.dist-info/METADATA", "python/jinja2/__init__.py"]
+    assert names_in(compiled) == sorted(names_in(sources) + [f"python/jinja2/__pycache__/__init__.{TAG}.pyc"])
+    flags, code = pyc(compiled, f"python/jinja2/__pycache__/__init__.{TAG}.pyc")
+    assert flags == 0b01 and code.co_filename == "/opt/python/jinja2/__init__.py"
+    # Built again elsewhere, by another process: the same bytes.
+    assert packaging.build_layer(tmp_path / "two", compiler=sys.executable).read_bytes() == compiled.read_bytes()
+
+
+def test_a_compiler_that_fails_leaves_no_layer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(packaging, "pip_install_command", fake_pip)
+    broken = fake_python(tmp_path / "bin", "echo 'Fatal Python error: init_fs_encoding' >&2; exit 1")
+    with pytest.raises(packaging.BytecodeError, match="init_fs_encoding"):
+        packaging.build_layer(tmp_path / "cache", compiler=str(broken))
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_with_a_real_python313_the_bytecode_is_for_lambda_and_reproducible(tmp_path: Path) -> None:
+    python, reason = packaging.find_target_python()
+    if python is None:
+        pytest.skip(f"no Python 3.13 to compile with here: {reason}")
+    first = packaging.build_code_archive(tmp_path / "one", compiler=python)
+    second = packaging.build_code_archive(tmp_path / "two", compiler=python)
+    assert first.read_bytes() == second.read_bytes()
+    assert "functions/__pycache__/web.cpython-313.pyc" in names_in(first)
