@@ -126,6 +126,24 @@ class ShardReader:
         return list(response.get("Records", ()))
 
 
+def failed_batch_records(client: Any, batch_info: Mapping[str, Any]) -> list[Record]:
+    """The records an on-failure message's ``DDBStreamBatchInfo`` points at, read back from the stream.
+
+    This is how an operator replays a batch the mapping gave up on, once its cause is fixed: the records are
+    still in the stream for its 24-hour retention, and the processor's batch marker makes a repeated replay
+    count once.
+    """
+    iterator = client.get_shard_iterator(
+        StreamArn=batch_info["streamArn"],
+        ShardId=batch_info["shardId"],
+        ShardIteratorType="AT_SEQUENCE_NUMBER",
+        SequenceNumber=batch_info["startSequenceNumber"],
+    )["ShardIterator"]
+    end = int(batch_info["endSequenceNumber"])
+    records = client.get_records(ShardIterator=iterator, Limit=int(batch_info["batchSize"]))["Records"]
+    return [record for record in records if sequence_number(record) <= end]
+
+
 def sequence_number(record: Mapping[str, Any]) -> int:
     """A record's sequence number as an integer (they compare as numbers, not strings)."""
     return int(record["dynamodb"]["SequenceNumber"])

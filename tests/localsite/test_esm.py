@@ -15,7 +15,7 @@ import pytest
 
 from definition import STREAM_FILTER_PATTERNS, STREAM_PROCESSOR
 from functions.keys import PARTITION_KEY, TAG_PREFIX
-from localsite.esm import check_filter_pattern, matches_filters, matches_pattern, sequence_number
+from localsite.esm import check_filter_pattern, failed_batch_records, matches_filters, matches_pattern, sequence_number
 from localsite.events import LambdaContext, stream_event, stream_record
 from localsite.site import LocalSite, import_handler
 from tests.localsite.helpers import (
@@ -312,13 +312,7 @@ def test_the_on_failure_message_is_enough_to_replay_the_records(state_dir: Path)
         assert info["streamArn"] == site.stream_arn
         assert info["approximateArrivalOfFirstRecord"].endswith("Z")
         # WHEN an operator replays the records the message points at, THEN the total is right again
-        iterator = streams.get_shard_iterator(
-            StreamArn=info["streamArn"],
-            ShardId=info["shardId"],
-            ShardIteratorType="AT_SEQUENCE_NUMBER",
-            SequenceNumber=info["startSequenceNumber"],
-        )["ShardIterator"]
-        records = streams.get_records(ShardIterator=iterator, Limit=info["batchSize"])["Records"]
+        records = failed_batch_records(streams, info)
         assert seqs(records)[-1] == info["endSequenceNumber"]
         REAL_PROCESSOR(stream_event(records, info["streamArn"]), LambdaContext("replay", 30))
         assert total(site) == 1

@@ -17,8 +17,6 @@ Which case applies where:
 from __future__ import annotations
 
 import random
-import threading
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -29,8 +27,10 @@ import pytest
 from definition import STREAM_PROCESSOR
 from functions.keys import COUNT_ATTRIBUTE, MARKER_PREFIX, PARTITION_KEY
 from functions.reconcile import reconcile
+from localsite.esm import failed_batch_records
 from localsite.events import LambdaContext, stream_event
 from localsite.site import LocalSite, import_handler
+from tests.localsite.helpers import FakeClock
 from tests.reliability.helpers import (
     Planned,
     Visit,
@@ -51,22 +51,6 @@ from tests.reliability.helpers import (
 PROCESSOR = import_handler(STREAM_PROCESSOR.handler)
 
 
-class FrozenClock:
-    """The mapping's clock (batching window, record age), moved only by the test: batches form when told."""
-
-    def __init__(self) -> None:
-        self._now = time.time()
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        with self._lock:
-            return self._now
-
-    def advance(self, seconds: float) -> None:
-        with self._lock:
-            self._now += seconds
-
-
 def visit_plan(tags: list[str], visits: int, seed: int) -> list[Planned]:
     rng = random.Random(seed)
     return [Planned(tag, tag) for tag in rng.choices(tags, k=visits)]
@@ -79,7 +63,7 @@ def visit_in_order(site: LocalSite, plan: list[Planned]) -> list[Visit]:
     return visits
 
 
-def release_one_batch(site: LocalSite, clock: FrozenClock) -> list[dict[str, Any]]:
+def release_one_batch(site: LocalSite, clock: FakeClock) -> list[dict[str, Any]]:
     """Wait until the mapping has gathered every tag record so far, then let the batching window pass."""
     records = tag_records(site)
     assert len(records) < site.settings.stream_batch_size  # so they form exactly one batch
@@ -131,7 +115,7 @@ def test_a_crash_before_the_commit_is_retried_and_counted_once(state_dir: Path) 
 
 @pytest.mark.parametrize("case", ["whole batch retried", "bisected retry", "redelivered after the marker expired"])
 def test_a_crash_after_the_commit(state_dir: Path, case: str) -> None:
-    clock = FrozenClock()
+    clock = FakeClock()
     settings = dev_settings(stream_bisect_on_error=case == "bisected retry")
     plan = visit_plan(["late-a", "late-b", "late-c", "late-d"], 40, seed=12)
     with running_site(state_dir, settings=settings, clock=clock) as site:
@@ -191,7 +175,7 @@ def test_a_crash_after_the_commit(state_dir: Path, case: str) -> None:
 
 
 def test_a_poison_record_is_isolated_sent_to_the_queue_and_can_be_replayed(state_dir: Path) -> None:
-    clock = FrozenClock()
+    clock = FakeClock()
     settings = dev_settings()
     before = visit_plan(["p-a", "p-b", "p-c"], 20, seed=13)
     after = visit_plan(["p-a", "p-d"], 20, seed=14)
@@ -248,13 +232,7 @@ def test_a_poison_record_is_isolated_sent_to_the_queue_and_can_be_replayed(state
         # WHEN an operator replays the message's records once the cause is fixed (here: the fault cleared)
         site.faults.clear()
         streams = boto3.client("dynamodbstreams")
-        iterator = streams.get_shard_iterator(
-            StreamArn=info["streamArn"],
-            ShardId=info["shardId"],
-            ShardIteratorType="AT_SEQUENCE_NUMBER",
-            SequenceNumber=info["startSequenceNumber"],
-        )["ShardIterator"]
-        replay = streams.get_records(ShardIterator=iterator, Limit=info["batchSize"])["Records"]
+        replay = failed_batch_records(streams, info)
         assert [r["dynamodb"]["SequenceNumber"] for r in replay] == [poison_seq]
         for _ in range(2):  # a replay done twice by mistake still counts once (the batch marker)
             context = LambdaContext("replay", settings.processor_timeout_seconds)
