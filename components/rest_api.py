@@ -23,6 +23,8 @@ TEMPLATE_CONTENT_TYPES = ("text/html", "application/json")
 # Unknown paths (and unknown methods on known paths) come back as MISSING_AUTHENTICATION_TOKEN, a 403.
 NOT_FOUND_RESPONSE_TYPES = ("MISSING_AUTHENTICATION_TOKEN", "RESOURCE_NOT_FOUND")
 SERVER_ERROR_RESPONSE_TYPE = "DEFAULT_5XX"
+# The stage's throttling answers 429 before any function runs; without this it would be a JSON message.
+THROTTLED_RESPONSE_TYPE = "THROTTLED"
 
 
 @dataclass(frozen=True)
@@ -37,15 +39,21 @@ class GatewayResponseSpec:
 
 
 def gateway_responses(
-    not_found_page: str, server_error_page: str, headers: Mapping[str, str]
+    not_found_page: str,
+    server_error_page: str,
+    headers: Mapping[str, str],
+    throttled_page: str | None = None,
+    retry_after_seconds: int = 2,
 ) -> list[GatewayResponseSpec]:
-    """HTML gateway responses: a 404 page for unknown paths and an error page for every 5xx.
+    """HTML gateway responses: a 404 page for unknown paths, an error page for every 5xx and, when given, a 429
+    page (with ``Retry-After``) for requests the stage's throttling turns away.
 
     Gateway response templates are not Velocity templates, but API Gateway still substitutes ``$`` variables
     in them, so a page holding ``$`` is refused rather than deployed garbled.
     """
-    for label, page in (("404", not_found_page), ("5xx", server_error_page)):
-        if "$" in page:
+    pages = {"404": not_found_page, "5xx": server_error_page, "429": throttled_page}
+    for label, page in pages.items():
+        if page is not None and "$" in page:
             raise ValueError(f"the {label} gateway response page contains '$', which API Gateway would substitute")
     all_headers = {"Content-Type": HTML_CONTENT_TYPE, **headers}
     # Static header values are written in single quotes; anything else would be read as a mapping expression.
@@ -59,6 +67,9 @@ def gateway_responses(
         for response_type in NOT_FOUND_RESPONSE_TYPES
     ]
     responses.append(GatewayResponseSpec(SERVER_ERROR_RESPONSE_TYPE, None, templates(server_error_page), parameters))
+    if throttled_page is not None:
+        retry = {**parameters, "gatewayresponse.header.Retry-After": f"'{retry_after_seconds}'"}
+        responses.append(GatewayResponseSpec(THROTTLED_RESPONSE_TYPE, "429", templates(throttled_page), retry))
     return responses
 
 
@@ -139,6 +150,10 @@ class RestApiArgs:
     """Full HTML of the 404 page served for unknown paths."""
     server_error_page: str
     """Full HTML of the page served when API Gateway itself fails (5xx)."""
+    throttled_page: str | None = None
+    """Full HTML of the 429 page the stage's throttling serves (with ``Retry-After``); ``None`` keeps AWS's JSON."""
+    retry_after_seconds: int = 2
+    """The 429 page's ``Retry-After``."""
     response_headers: Mapping[str, str] = field(default_factory=dict)
     """Headers on gateway responses (the functions' security headers)."""
     stage_name: str = "dev"
@@ -226,7 +241,13 @@ class RestApi(pulumi.ComponentResource):
             )
             self.routes[(route.method, route.path)] = _RouteResources(method, integration, permission)
 
-        response_specs = gateway_responses(args.not_found_page, args.server_error_page, args.response_headers)
+        response_specs = gateway_responses(
+            args.not_found_page,
+            args.server_error_page,
+            args.response_headers,
+            args.throttled_page,
+            args.retry_after_seconds,
+        )
         self.gateway_responses = [
             aws.apigateway.Response(
                 f"{name}-{spec.response_type.lower().replace('_', '-')}-response",

@@ -43,6 +43,7 @@ ERROR_PAGES: Mapping[int, tuple[str, str]] = {
     400: ("This is not a valid tag", RULE),
     404: ("Page not found", "There is no page at this address. Tag pages live at tags/<your tag>."),
     405: ("Method not allowed", "These pages can only be read (GET)."),
+    429: ("Too many requests", "The site is taking a breather. Please try again in a few seconds."),
     500: ("Something went wrong", "The page could not be made. Please try again in a moment."),
     503: ("Too many visits right now", "The counter is busy. Please try again in a few seconds."),
 }
@@ -110,7 +111,7 @@ def render(template: str, **context: Any) -> str:
 
 
 def render_error_page(status: int, *, home_href: str | None = None, problem: str | None = None) -> str:
-    """The full HTML of the error page for ``status`` (400, 404, 405, 500, 503).
+    """The full HTML of the error page for ``status`` (400, 404, 405, 429, 500, 503).
 
     Without ``home_href`` (gateway responses, which cannot know the page's depth) the page has no home link.
     """

@@ -244,7 +244,7 @@ def test_every_function_depends_on_its_own_log_group_with_retention(program: Pro
 def test_deployment_depends_on_methods_integrations_and_responses(program: ProgramRun) -> None:
     deployment = program.one(DEPLOYMENT)
     needed = program.of_type(METHOD) + program.of_type(INTEGRATION) + program.of_type(GATEWAY_RESPONSE)
-    assert len(needed) == 2 * len(definition.ROUTES) + 3
+    assert len(needed) == 2 * len(definition.ROUTES) + 4  # 404 twice, 5xx, 429
     assert {r.urn for r in needed} <= set(deployment.dependencies)
     assert "triggers" in deployment.replace_on_changes
     assert not deployment.delete_before_replace
@@ -271,7 +271,11 @@ def current_trigger(program: ProgramRun) -> str:
 
 def test_deployment_trigger_is_the_hash_of_the_api_definition(program: ProgramRun) -> None:
     responses = gateway_responses(
-        web.render_error_page(404), web.render_error_page(500), web.security_headers("no-store")
+        web.render_error_page(404),
+        web.render_error_page(500),
+        web.security_headers("no-store"),
+        web.render_error_page(429),
+        web.RETRY_AFTER_SECONDS,
     )
     assert current_trigger(program) == definition_hash(definition.ROUTES, responses)
 
@@ -301,7 +305,7 @@ def test_deployment_trigger_changes_when_a_route_gains_a_function() -> None:
 
 def test_gateway_responses_serve_the_html_error_pages(program: ProgramRun) -> None:
     responses = {r["responseType"]: r for r in program.of_type(GATEWAY_RESPONSE)}
-    assert set(responses) == {"MISSING_AUTHENTICATION_TOKEN", "RESOURCE_NOT_FOUND", "DEFAULT_5XX"}
+    assert set(responses) == {"MISSING_AUTHENTICATION_TOKEN", "RESOURCE_NOT_FOUND", "DEFAULT_5XX", "THROTTLED"}
     not_found = web.render_error_page(404)
     for response_type in ("MISSING_AUTHENTICATION_TOKEN", "RESOURCE_NOT_FOUND"):
         response = responses[response_type]
@@ -311,12 +315,19 @@ def test_gateway_responses_serve_the_html_error_pages(program: ProgramRun) -> No
     # Keeps API Gateway's own status (502/503/504) and serves the error page.
     assert "statusCode" not in server_error.state
     assert server_error["responseTemplates"]["text/html"] == web.render_error_page(500)
+    # The stage's own throttling: a 429 page that says when to come back, not AWS's JSON message.
+    throttled = responses["THROTTLED"]
+    assert throttled["statusCode"] == "429"
+    assert throttled["responseTemplates"]["text/html"] == web.render_error_page(429)
+    assert "Too many requests" in web.render_error_page(429)
+    assert throttled["responseParameters"]["gatewayresponse.header.Retry-After"] == f"'{web.RETRY_AFTER_SECONDS}'"
     headers = web.security_headers("no-store")
-    for response in responses.values():
+    for response_type, response in responses.items():
         parameters = response["responseParameters"]
         assert parameters["gatewayresponse.header.Content-Type"] == "'text/html; charset=utf-8'"
         assert parameters["gatewayresponse.header.Content-Security-Policy"] == f"'{web.CONTENT_SECURITY_POLICY}'"
-        assert {key.removeprefix("gatewayresponse.header.") for key in parameters} == set(headers) | {"Content-Type"}
+        extra = {"Retry-After"} if response_type == "THROTTLED" else set()
+        assert {key.removeprefix("gatewayresponse.header.") for key in parameters} == set(headers) | {"Content-Type"} | extra
 
 
 def test_a_gateway_page_with_a_dollar_sign_is_refused() -> None:
