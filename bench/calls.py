@@ -8,6 +8,8 @@ client it sees: that event fires once per HTTP attempt, so retries count as the 
 from __future__ import annotations
 
 import copy
+import os
+import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -17,6 +19,7 @@ from typing import Any
 
 from botocore.client import BaseClient
 
+import definition
 from bench import capacity
 from functions.keys import PARTITION_KEY
 
@@ -155,3 +158,31 @@ def table_snapshot(client: Any, table_name: str) -> Callable[[list[dict[str, Any
         return found
 
     return read
+
+
+def reset_function_caches() -> None:
+    """Drop the functions' cached clients so the next call builds them against the current AWS (moto or not)."""
+    for module in list(sys.modules.values()):
+        name = getattr(module, "__name__", "")
+        if not name.startswith("functions."):
+            continue
+        for value in list(vars(module).values()):
+            clear = getattr(value, "cache_clear", None)
+            if callable(clear) and getattr(value, "__module__", None) == name:
+                clear()
+
+
+@contextmanager
+def functions_on_table(table_name: str) -> Iterator[None]:
+    """The functions pointed at ``table_name`` (``TABLE_NAME``, fresh cached clients); as before afterwards."""
+    previous = os.environ.get(definition.TABLE_NAME_ENV)
+    os.environ[definition.TABLE_NAME_ENV] = table_name
+    reset_function_caches()
+    try:
+        yield
+    finally:
+        reset_function_caches()
+        if previous is None:
+            os.environ.pop(definition.TABLE_NAME_ENV, None)
+        else:
+            os.environ[definition.TABLE_NAME_ENV] = previous

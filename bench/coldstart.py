@@ -38,7 +38,7 @@ import boto3
 from botocore import xform_name
 
 import definition
-from bench.calls import watch_dynamodb
+from bench.calls import functions_on_table, watch_dynamodb
 from bench.loopback import LoopbackDynamoDB
 from bench.stats import median
 from functions.keys import MARKER_PREFIX, PARTITION_KEY
@@ -359,14 +359,11 @@ def measure_cold_starts(
     Returns the results and how the task root's code archive was made.
     """
     table_name = f"tag-counter-bench-cold-{uuid.uuid4().hex[:8]}"
-    previous_table = os.environ.get(definition.TABLE_NAME_ENV)
     with local_aws(), tempfile.TemporaryDirectory(prefix="tag-counter-cold-") as scratch:
         workdir = Path(scratch)
         client = boto3.client("dynamodb", region_name="us-east-1")
         stream_arn = definition.create_table(client, table_name)
-        os.environ[definition.TABLE_NAME_ENV] = table_name
-        try:
-            _reset_function_caches()
+        with functions_on_table(table_name):
             feed = StreamFeed(client, table_name, stream_arn)
             feed.prime()
             subjects = _subjects(settings, functions, feed)
@@ -409,12 +406,6 @@ def measure_cold_starts(
                         results[subject.spec.name].extra_imports = extra_imports(
                             parse_importtime(handler_log), parse_importtime(floor_log)
                         )
-        finally:
-            _reset_function_caches()
-            if previous_table is None:
-                os.environ.pop(definition.TABLE_NAME_ENV, None)
-            else:
-                os.environ[definition.TABLE_NAME_ENV] = previous_table
     return list(results.values()), how
 
 
@@ -449,15 +440,3 @@ def _subjects(settings: definition.Settings, functions: tuple[definition.Functio
             operation, params = _capture(handler, make_event(), spec.name, settings.route_timeout_seconds)
             subjects.append(_Subject(spec, ROUTE_GOAL, make_event, lambda p=params: p, operation))
     return subjects
-
-
-def _reset_function_caches() -> None:
-    """Drop the functions' cached clients so the next call builds them against the current AWS (moto or not)."""
-    for module in list(sys.modules.values()):
-        name = getattr(module, "__name__", "")
-        if not name.startswith("functions."):
-            continue
-        for value in list(vars(module).values()):
-            clear = getattr(value, "cache_clear", None)
-            if callable(clear) and getattr(value, "__module__", None) == name:
-                clear()

@@ -9,7 +9,6 @@ and the benchmark fails loudly when that list is not empty.
 from __future__ import annotations
 
 import importlib
-import os
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,8 +17,8 @@ from typing import Any
 import boto3
 
 import definition
-from bench.calls import CallLog, table_snapshot, watch_dynamodb
-from bench.coldstart import StreamFeed, _reset_function_caches
+from bench.calls import CallLog, functions_on_table, table_snapshot, watch_dynamodb
+from bench.coldstart import StreamFeed
 from localsite.aws import local_aws
 from localsite.events import LambdaContext, rest_proxy_event
 
@@ -114,16 +113,13 @@ def measure_round_trips(
     chosen = {spec.name: _handler(spec) for spec in definition.FUNCTIONS}
     chosen.update(handlers or {})
     table_name = f"tag-counter-bench-rt-{uuid.uuid4().hex[:8]}"
-    previous_table = os.environ.get(definition.TABLE_NAME_ENV)
     results: list[RoundTrips] = []
     captured: dict[str, Any] = {"calls": {}, "stream_events": {}}
     with local_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
         stream_arn = definition.create_table(client, table_name)
-        os.environ[definition.TABLE_NAME_ENV] = table_name
         snapshot = table_snapshot(client, table_name)
-        try:
-            _reset_function_caches()
+        with functions_on_table(table_name):
             # The total exists, as on any site that has had a visit: pages read a real item.
             client.put_item(TableName=table_name, Item={"pk": {"S": "site#total"}, "visits": {"N": "1234"}})
             for route in definition.ROUTES:
@@ -156,12 +152,6 @@ def measure_round_trips(
                 if size in (1, settings.stream_batch_size):
                     captured["stream_events"][size] = event
                     _keep_first_call(captured, "stream", log)
-        finally:
-            _reset_function_caches()
-            if previous_table is None:
-                os.environ.pop(definition.TABLE_NAME_ENV, None)
-            else:
-                os.environ[definition.TABLE_NAME_ENV] = previous_table
     return results, captured
 
 

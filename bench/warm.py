@@ -24,7 +24,7 @@ from botocore import xform_name
 from botocore.awsrequest import AWSResponse
 
 import definition
-from bench.coldstart import _reset_function_caches
+from bench.calls import functions_on_table
 from bench.stats import median, percentile
 from functions.keys import COUNT_ATTRIBUTE, PARTITION_KEY, TAG_PREFIX, TOTAL_KEY
 from localsite.aws import use_dummy_credentials
@@ -127,7 +127,6 @@ def measure_warm(
     use_dummy_credentials()
     table_name = f"tag-counter-bench-warm-{uuid.uuid4().hex[:8]}"
     store = importlib.import_module("functions.store")
-    previous_table = _set_table(table_name)
     session = boto3.DEFAULT_SESSION or boto3.setup_default_session() or boto3.DEFAULT_SESSION
     stub = stub_handler(canned_answers(table_name))
     session.events.register_first("before-send.dynamodb", stub, unique_id="bench-warm-stub")
@@ -139,37 +138,35 @@ def measure_warm(
     root.addHandler(log_handler)
     root.setLevel(logging.INFO)
     results = []
-    try:
-        _reset_function_caches()
-        bare_client = boto3.client("dynamodb", region_name="us-east-1", config=getattr(store, "CLIENT_CONFIG", None))
-        routes = {route.function.name: route for route in definition.ROUTES}
-        for spec in functions:
-            if spec.name not in calls:
-                continue
-            operation, params = calls[spec.name]
-            params = _retarget(params, table_name)
-            module_name, function_name = spec.handler.rsplit(".", 1)
-            handler = getattr(importlib.import_module(module_name), function_name)
-            if spec is definition.STREAM_PROCESSOR:
-                timeout = settings.processor_timeout_seconds
-                cases = [(event, len(event["Records"])) for _, event in sorted(stream_events.items())]
-            else:
-                route = routes[spec.name]
-                parameters = {"tag": TAG} if "{tag}" in route.path else None
-                event = rest_proxy_event(route, route.path.replace("{tag}", TAG), parameters,
-                                         stage=settings.stage_name)
-                timeout = settings.route_timeout_seconds
-                cases = [(event, None)]
-            bare = getattr(bare_client, xform_name(operation))
-            for event, records in cases:
-                results.append(_time_one(spec, operation, handler, bare, params, event, records, timeout,
-                                         iterations, counter))
-    finally:
-        root.removeHandler(log_handler)
-        root.setLevel(previous_level)
-        session.events.unregister("before-send.dynamodb", stub, unique_id="bench-warm-stub")
-        _reset_function_caches()
-        _set_table(previous_table)
+    with functions_on_table(table_name):
+        try:
+            bare_client = boto3.client("dynamodb", region_name="us-east-1", config=getattr(store, "CLIENT_CONFIG", None))
+            routes = {route.function.name: route for route in definition.ROUTES}
+            for spec in functions:
+                if spec.name not in calls:
+                    continue
+                operation, params = calls[spec.name]
+                params = _retarget(params, table_name)
+                module_name, function_name = spec.handler.rsplit(".", 1)
+                handler = getattr(importlib.import_module(module_name), function_name)
+                if spec is definition.STREAM_PROCESSOR:
+                    timeout = settings.processor_timeout_seconds
+                    cases = [(event, len(event["Records"])) for _, event in sorted(stream_events.items())]
+                else:
+                    route = routes[spec.name]
+                    parameters = {"tag": TAG} if "{tag}" in route.path else None
+                    event = rest_proxy_event(route, route.path.replace("{tag}", TAG), parameters,
+                                             stage=settings.stage_name)
+                    timeout = settings.route_timeout_seconds
+                    cases = [(event, None)]
+                bare = getattr(bare_client, xform_name(operation))
+                for event, records in cases:
+                    results.append(_time_one(spec, operation, handler, bare, params, event, records, timeout,
+                                             iterations, counter))
+        finally:
+            root.removeHandler(log_handler)
+            root.setLevel(previous_level)
+            session.events.unregister("before-send.dynamodb", stub, unique_id="bench-warm-stub")
     return results
 
 
@@ -222,14 +219,3 @@ def _walk(value: Any) -> Any:
     elif isinstance(value, list):
         for inner in value:
             yield from _walk(inner)
-
-
-def _set_table(name: str | None) -> str | None:
-    import os
-
-    previous = os.environ.get(definition.TABLE_NAME_ENV)
-    if name is None:
-        os.environ.pop(definition.TABLE_NAME_ENV, None)
-    else:
-        os.environ[definition.TABLE_NAME_ENV] = name
-    return previous
