@@ -120,6 +120,11 @@ STREAM_FILTER_PATTERNS: tuple[dict[str, Any], ...] = (
     {"dynamodb": {"Keys": {PARTITION_KEY: {"S": [{"prefix": TAG_PREFIX}]}}}},
 )
 
+MAX_ROUTE_TIMEOUT_SECONDS = 29
+"""API Gateway's REST integration timeout: a route function allowed longer would only be cut off."""
+MIN_PROCESSOR_TIMEOUT_SECONDS = 10
+"""Twice the stream processor's 5 s write safety margin (``functions.stream_processor.SAFETY_MARGIN_MS``)."""
+
 EXAMPLE_TAGS = ("hello", "serverless", "café")
 
 
@@ -184,6 +189,25 @@ class Settings:
             raise ValueError("streamMaxRecordAgeSeconds must be -1 or between 60 and 604800")
         if not self.stage_name or not self.stage_name.replace("-", "").replace("_", "").isalnum():
             raise ValueError("stageName may hold only letters, digits, '-' and '_'")
+        for key, memory in (("routeMemoryMb", self.route_memory_mb), ("processorMemoryMb", self.processor_memory_mb)):
+            if not 128 <= memory <= 10_240:
+                raise ValueError(f"{key} must be between 128 and 10240 (Lambda's limits)")
+        if not 1 <= self.route_timeout_seconds <= MAX_ROUTE_TIMEOUT_SECONDS:
+            raise ValueError(
+                f"routeTimeoutSeconds must be between 1 and {MAX_ROUTE_TIMEOUT_SECONDS}: "
+                "API Gateway gives up on a REST integration after 29 s"
+            )
+        if not MIN_PROCESSOR_TIMEOUT_SECONDS <= self.processor_timeout_seconds <= 900:
+            raise ValueError(
+                f"processorTimeoutSeconds must be between {MIN_PROCESSOR_TIMEOUT_SECONDS} and 900: the stream "
+                "processor starts no write with less than 5 s left, so a shorter timeout would fail every batch"
+            )
+        if not 1 <= self.log_retention_days <= 3653:
+            raise ValueError("logRetentionDays must be between 1 and 3653")
+        if self.throttle_rate_limit <= 0 or self.throttle_burst_limit < 1:
+            raise ValueError("throttleRateLimit must be above 0 and throttleBurstLimit at least 1")
+        if self.iterator_age_alarm_ms < 1:
+            raise ValueError("iteratorAgeAlarmMs must be at least 1")
 
 
 def _parse(key: str, raw: Any, kind: type) -> Any:
