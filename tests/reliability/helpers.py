@@ -26,6 +26,7 @@ from definition import Settings, stack_settings
 from functions.keys import COUNT_ATTRIBUTE, PARTITION_KEY, TAG_PREFIX, total_key
 from localsite.esm import MappingOptions, ShardReader
 from localsite.site import LocalSite
+from tests.localsite.helpers import wait_until  # one polling helper for both suites
 
 # Local polling knobs only (not settings of the deployed mapping): the tests do not sit idle between polls.
 FAST_MAPPING = MappingOptions(poll_interval=0.02, idle_interval_max=0.1, retry_backoff=0.01, retry_backoff_max=0.05)
@@ -231,15 +232,6 @@ def record_delta(record: dict[str, Any]) -> int:
     new = int(data.get("NewImage", {}).get(COUNT_ATTRIBUTE, {"N": "0"})["N"]) if record["eventName"] != "REMOVE" else 0
     old = int(data.get("OldImage", {}).get(COUNT_ATTRIBUTE, {"N": "0"})["N"]) if record["eventName"] != "INSERT" else 0
     return new - old
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> None:
-    """Poll ``predicate`` until it is true; fail after ``timeout`` seconds (a hang, not a measurement)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 # -- the figures ------------------------------------------------------------------------------------------------

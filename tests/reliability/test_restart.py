@@ -70,7 +70,7 @@ def test_a_restart_under_load_loses_no_confirmed_count(state_dir: Path) -> None:
             halfway.wait(300)
             # DynamoDB throttles as the stop comes: visits are in flight, some of them in retry backoff
             first.faults.throttle("UpdateItem", probability=0.5, when=touches_tag_items)
-            wait_until(lambda: first.faults.counts.throttled.get("UpdateItem", 0) >= VISITORS // 2)
+            wait_until(lambda: first.faults.counts.throttled.get("UpdateItem", 0) >= VISITORS // 2, timeout=30)
             stop_began.append(time.monotonic())
             first.stop()
             sites.append(LocalSite(settings, port=port, state_dir=state_dir, mapping_options=FAST_MAPPING).start())

@@ -67,7 +67,7 @@ def release_one_batch(site: LocalSite, clock: FakeClock) -> list[dict[str, Any]]
     """Wait until the mapping has gathered every tag record so far, then let the batching window pass."""
     records = tag_records(site)
     assert len(records) < site.settings.stream_batch_size  # so they form exactly one batch
-    wait_until(lambda: site.esm.buffered == len(records), what=f"{len(records)} records gathered")
+    wait_until(lambda: site.esm.buffered == len(records), timeout=30, what=f"{len(records)} records gathered")
     clock.advance(site.settings.stream_batching_window_seconds + 1)
     return records
 
@@ -132,7 +132,7 @@ def test_a_crash_after_the_commit(state_dir: Path, case: str) -> None:
             for key in [key for key in all_items(site) if key.startswith(MARKER_PREFIX)]:
                 site.dynamodb.delete_item(TableName=site.table_name, Key={PARTITION_KEY: {"S": key}})
             site.esm.redeliver_last()
-            wait_until(lambda: site.esm.stats.redeliveries == 1, what="the redelivery")
+            wait_until(lambda: site.esm.stats.redeliveries == 1, timeout=30, what="the redelivery")
             drain(site)
 
         sent = len(plan)
