@@ -156,28 +156,48 @@ def probe_python(python: str) -> str | None:
     return result.stdout.strip() or None
 
 
+def installed_target_pythons() -> list[str]:
+    """Target-version interpreters that pyenv or uv installed, newest first, whether or not they are selected.
+
+    A pyenv shim for ``python3.13`` only runs while 3.13 is the selected version; the interpreter behind it is
+    there all the same, and compiles bytecode just as well.
+    """
+    name = f"python{definition.LAYER_PYTHON_VERSION}"
+    version = definition.LAYER_PYTHON_VERSION
+    pyenv_root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+    uv_root = Path(os.environ.get("UV_PYTHON_INSTALL_DIR") or Path.home() / ".local" / "share" / "uv" / "python")
+    found = [*pyenv_root.glob(f"versions/{version}.*/bin/{name}"), *uv_root.glob(f"cpython-{version}.*/bin/{name}")]
+    return [str(path) for path in sorted(found, reverse=True)]
+
+
 def find_target_python(
     *,
     executable: str = sys.executable,
     cache_tag: str | None = sys.implementation.cache_tag,
     search_path: str | None = None,
+    installed: Iterable[str] | None = None,
 ) -> tuple[str | None, str]:
     """The interpreter that can compile bytecode for Lambda's Python, and why (or why none).
 
     This interpreter when it is the target version; else ``python3.13`` from ``PATH`` (``search_path``), if it runs
-    and really is CPython 3.13 (a version manager's shim may be on ``PATH`` without the version behind it).
+    and really is CPython 3.13 (a version manager's shim may be on ``PATH`` without the version behind it); else
+    one that pyenv or uv installed (``installed``, default ``installed_target_pythons()``).
     """
     if cache_tag == TARGET_CACHE_TAG:
         return executable, f"the deploying interpreter is Python {definition.LAYER_PYTHON_VERSION}"
     name = f"python{definition.LAYER_PYTHON_VERSION}"
-    candidate = shutil.which(name, path=search_path)
-    if candidate is None:
-        return None, f"{name} is not on PATH and this interpreter is {cache_tag}"
-    found = probe_python(candidate)
-    if found != TARGET_CACHE_TAG:
-        what = "does not run" if found is None else f"is {found}"
-        return None, f"{candidate} {what}"
-    return candidate, f"{candidate} is Python {definition.LAYER_PYTHON_VERSION}"
+    on_path = shutil.which(name, path=search_path)
+    if on_path is None:
+        refused = f"{name} is not on PATH and this interpreter is {cache_tag}"
+    else:
+        found = probe_python(on_path)
+        if found == TARGET_CACHE_TAG:
+            return on_path, f"{on_path} is Python {definition.LAYER_PYTHON_VERSION}"
+        refused = f"{on_path} {'does not run' if found is None else f'is {found}'}"
+    for candidate in installed_target_pythons() if installed is None else installed:
+        if probe_python(candidate) == TARGET_CACHE_TAG:
+            return candidate, f"{candidate} is Python {definition.LAYER_PYTHON_VERSION} ({refused})"
+    return None, refused
 
 
 @functools.cache

@@ -270,7 +270,9 @@ def test_python313_on_path_is_used_only_if_it_runs_and_is_313(
     tmp_path: Path, body: str, found: bool, why: str
 ) -> None:
     script = fake_python(tmp_path / "bin", body)
-    python, reason = packaging.find_target_python(cache_tag="cpython-311", search_path=str(tmp_path / "bin"))
+    python, reason = packaging.find_target_python(
+        cache_tag="cpython-311", search_path=str(tmp_path / "bin"), installed=()
+    )
     assert python == (str(script) if found else None)
     assert why in reason
 
@@ -280,14 +282,37 @@ def test_a_python313_that_cannot_even_be_started_is_not_used(tmp_path: Path) -> 
     binary = tmp_path / "bin" / "python3.13"
     binary.write_bytes(b"\x7fELF not really")  # executable, but no program the system can start
     binary.chmod(0o755)
-    python, reason = packaging.find_target_python(cache_tag="cpython-311", search_path=str(tmp_path / "bin"))
+    python, reason = packaging.find_target_python(
+        cache_tag="cpython-311", search_path=str(tmp_path / "bin"), installed=()
+    )
     assert python is None and reason == f"{binary} does not run"
 
 
 def test_without_python313_on_path_there_is_no_compiler(tmp_path: Path) -> None:
-    python, reason = packaging.find_target_python(cache_tag="cpython-311", search_path=str(tmp_path))
+    python, reason = packaging.find_target_python(cache_tag="cpython-311", search_path=str(tmp_path), installed=())
     assert python is None
     assert reason == "python3.13 is not on PATH and this interpreter is cpython-311"
+
+
+def test_an_installed_python313_behind_a_shim_that_does_not_run_is_used(tmp_path: Path) -> None:
+    # GIVEN a pyenv-style shim on PATH that fails (3.13 is not the selected version) and 3.13 installed beside it
+    fake_python(tmp_path / "shims", "echo 'pyenv: python3.13: command not found' >&2; exit 127")
+    installed = fake_python(tmp_path / "versions" / "3.13.0" / "bin", f"echo {packaging.TARGET_CACHE_TAG}")
+    # WHEN the packaging looks for a compiler THEN it uses the installed one and says why the shim was passed over
+    python, reason = packaging.find_target_python(
+        cache_tag="cpython-311", search_path=str(tmp_path / "shims"), installed=[str(installed)]
+    )
+    assert python == str(installed)
+    assert "does not run" in reason and str(installed) in reason
+
+
+def test_installed_pythons_are_found_under_pyenv_and_uv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pyenv = fake_python(tmp_path / "pyenv" / "versions" / "3.13.1" / "bin", "true")
+    uv = fake_python(tmp_path / "uv" / "cpython-3.13.0-linux-aarch64-gnu" / "bin", "true")
+    fake_python(tmp_path / "pyenv" / "versions" / "3.12.1" / "bin", "true")  # another version: not listed
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "pyenv"))
+    monkeypatch.setenv("UV_PYTHON_INSTALL_DIR", str(tmp_path / "uv"))
+    assert packaging.installed_target_pythons() == sorted([str(pyenv), str(uv)], reverse=True)
 
 
 @pytest.mark.parametrize("found", [None, "/opt/python3.13/bin/python3.13"])
