@@ -1,0 +1,110 @@
+"""Daily history: the visits of the last ``historyDays`` UTC days, kept on each item beside its count.
+
+A day is a top-level number attribute named ``d<YYYYMMDD>`` (``d20261201``); the item also keeps ``last_day``
+(the ``YYYYMMDD`` of its newest day). A visit on day T is still one ``UpdateItem``: ``ADD visits :1, d<T> :1``,
+``SET last_day = T`` and ``REMOVE`` the days that have just left the window, on condition that the item was
+last written at most ``historyDays`` days ago (or has no ``last_day``). Under that condition every day the item
+holds lies in ``[last_day - N + 1, last_day]``, so removing ``expired_days(T)`` leaves only days of the window:
+an item never holds more than N day attributes, however its visits are spread.
+
+The first visit after a longer silence fails that condition (DynamoDB returns the old item with the failure)
+and is written again, removing exactly the days the old item holds: two round trips, once per silence.
+
+These helpers are pure: names, windows and the reading of an item's days; ``functions.store`` and the stream
+processor build their writes from them, the pages and the operator command read with them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+HISTORY_DAYS_ENV = "HISTORY_DAYS"
+"""The environment variable holding the stack's ``historyDays`` (the functions' only source for it)."""
+DEFAULT_HISTORY_DAYS = 30
+MAX_HISTORY_DAYS = 60
+"""Bound on ``historyDays``: 60 days of ``d<YYYYMMDD>`` numbers keep a tag item well under 1 KB."""
+
+DAY_PREFIX = "d"
+LAST_DAY_ATTRIBUTE = "last_day"
+
+# Days that may have left the window since the item's last write are removed with a margin of this many
+# days beyond it: a write stamped just before midnight UTC can land after one stamped just after.
+CLOCK_MARGIN_DAYS = 1
+
+
+def history_days() -> int:
+    """The window's length from ``HISTORY_DAYS`` (default 30); a bad value is a deploy error, not a page error."""
+    raw = os.environ.get(HISTORY_DAYS_ENV)
+    if not raw:
+        return DEFAULT_HISTORY_DAYS
+    days = int(raw)
+    if not 1 <= days <= MAX_HISTORY_DAYS:
+        raise ValueError(f"{HISTORY_DAYS_ENV} must be between 1 and {MAX_HISTORY_DAYS}, got {days}")
+    return days
+
+
+def utc_today(now: float | None = None) -> date:
+    """Today's date in UTC (``now`` as a Unix time, default the clock)."""
+    moment = datetime.now(timezone.utc) if now is None else datetime.fromtimestamp(now, timezone.utc)
+    return moment.date()
+
+
+def day_number(day: date) -> int:
+    """``2026-12-01`` -> ``20261201``: ordered like the dates, so conditions can compare them."""
+    return day.year * 10_000 + day.month * 100 + day.day
+
+
+def day_attribute(day: date) -> str:
+    """The attribute holding a day's visits: ``d20261201``."""
+    return f"{DAY_PREFIX}{day_number(day)}"
+
+
+def parse_day_attribute(name: str) -> date | None:
+    """The date of a ``d<YYYYMMDD>`` attribute name, or ``None`` for any other attribute."""
+    if len(name) != 9 or not name.startswith(DAY_PREFIX) or not name[1:].isdigit() or not name.isascii():
+        return None
+    number = int(name[1:])
+    try:
+        return date(number // 10_000, number // 100 % 100, number % 100)
+    except ValueError:
+        return None
+
+
+def window(today: date, days: int) -> list[date]:
+    """The window's days, oldest first, ending with ``today``."""
+    return [today - timedelta(days=offset) for offset in range(days - 1, -1, -1)]
+
+
+def horizon(today: date, days: int) -> int:
+    """The oldest ``last_day`` (as a day number) for which ``expired_days`` removes every stale day."""
+    return day_number(today - timedelta(days=days))
+
+
+def expired_days(today: date, days: int) -> list[date]:
+    """Days a write on ``today`` removes: those that left the window since a write at most ``days`` days ago."""
+    first = today - timedelta(days=2 * days + CLOCK_MARGIN_DAYS - 1)
+    return [first + timedelta(days=offset) for offset in range(days + CLOCK_MARGIN_DAYS)]
+
+
+def item_days(item: Mapping[str, Any] | None) -> dict[date, int]:
+    """Every day an item (in DynamoDB JSON) holds, with its visits; other attributes are ignored."""
+    found: dict[date, int] = {}
+    for name, value in (item or {}).items():
+        day = parse_day_attribute(name)
+        if day is not None and isinstance(value, Mapping) and isinstance(value.get("N"), str):
+            found[day] = int(value["N"])
+    return found
+
+
+def series(item: Mapping[str, Any] | None, today: date, days: int) -> list[tuple[date, int]]:
+    """The window ending ``today``, oldest first, each day with its visits (0 for a day with none)."""
+    held = item_days(item)
+    return [(day, held.get(day, 0)) for day in window(today, days)]
+
+
+def projection_names(today: date, days: int) -> list[str]:
+    """The attribute names a page reads to show the window ending ``today``."""
+    return [day_attribute(day) for day in window(today, days)]
