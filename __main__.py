@@ -52,6 +52,7 @@ route_functions = {
             timeout_seconds=settings.route_timeout_seconds,
             log_retention_days=settings.log_retention_days,
             template_layer_arn=template_layer.arn,
+            environment=definition.function_environment(settings),
         ),
     )
     for spec in route_specs

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from functions.history import DEFAULT_HISTORY_DAYS, HISTORY_DAYS_ENV, MAX_HISTORY_DAYS
 from functions.keys import MARKER_PREFIX, PARTITION_KEY, TAG_PREFIX, TOTAL_KEY, TTL_ATTRIBUTE
 
 PROJECT = "tag-counter"
@@ -152,6 +153,8 @@ class Settings:
     deletion_protection: bool = False
     """Protects the table, in DynamoDB and in Pulumi; ``prod`` turns it on, ``destroy`` then refuses."""
     iterator_age_alarm_ms: int = 60_000
+    history_days: int = DEFAULT_HISTORY_DAYS
+    """How many UTC days of visits each tag and the total keep (``functions.history``)."""
 
     @classmethod
     def config_key(cls, field_name: str) -> str:
@@ -208,6 +211,17 @@ class Settings:
             raise ValueError("throttleRateLimit must be above 0 and throttleBurstLimit at least 1")
         if self.iterator_age_alarm_ms < 1:
             raise ValueError("iteratorAgeAlarmMs must be at least 1")
+        if not 1 <= self.history_days <= MAX_HISTORY_DAYS:
+            raise ValueError(f"historyDays must be between 1 and {MAX_HISTORY_DAYS}: each day is kept on every tag item")
+
+
+def function_environment(settings: Settings) -> dict[str, str]:
+    """The environment variables every function gets besides ``TABLE_NAME``: the settings its code reads.
+
+    The Pulumi program sets exactly these on each deployed function; the local site, the tests and the
+    benchmarks set the same, so a function never sees a setting another way.
+    """
+    return {HISTORY_DAYS_ENV: str(settings.history_days)}
 
 
 def _parse(key: str, raw: Any, kind: type) -> Any:

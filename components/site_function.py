@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
@@ -30,6 +31,8 @@ class SiteFunctionArgs:
     """How long CloudWatch keeps this function's logs."""
     template_layer_arn: pulumi.Input[str] | None = None
     """The Jinja2 layer; attached only when ``spec.uses_templates`` (and then required)."""
+    environment: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """Further environment variables (``definition.function_environment``): the settings the code reads."""
 
 
 class SiteFunction(pulumi.ComponentResource):
@@ -82,7 +85,7 @@ class SiteFunction(pulumi.ComponentResource):
             timeout=args.timeout_seconds,
             layers=layers,
             environment=aws.lambda_.FunctionEnvironmentArgs(
-                variables={definition.TABLE_NAME_ENV: args.table_name},
+                variables={**args.environment, definition.TABLE_NAME_ENV: args.table_name},
             ),
             logging_config=aws.lambda_.FunctionLoggingConfigArgs(
                 log_format="JSON",

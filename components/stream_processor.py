@@ -65,6 +65,7 @@ class StreamProcessor(pulumi.ComponentResource):
                 memory_mb=settings.processor_memory_mb,
                 timeout_seconds=settings.processor_timeout_seconds,
                 log_retention_days=settings.log_retention_days,
+                environment=definition.function_environment(settings),
             ),
             opts=child,
         )

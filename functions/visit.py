@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functions.store import get_store
+from functions.counting import count_visit
 from functions.web import VISIT_CACHE_CONTROL, Page, Request, page_handler
 
 
@@ -10,5 +10,5 @@ from functions.web import VISIT_CACHE_CONTROL, Page, Request, page_handler
 def handler(request: Request) -> Page:
     """Lambda handler ``(event, context) -> response`` for a tag's visit page."""
     tag = request.tag()  # validated before anything is written
-    number = get_store().record_visit(tag)
-    return Page("visit.html", {"tag": tag, "number": number, "count_href": request.link("counts", tag)})
+    visit = count_visit(request, tag)
+    return Page("visit.html", {"tag": tag, "number": visit.visits, "count_href": request.link("counts", tag)})

@@ -281,9 +281,10 @@ class LocalSite:
         self._stack.callback(server.server_close)
 
     def _start_aws(self) -> None:
-        previous_table = os.environ.get(TABLE_NAME_ENV)
-        os.environ[TABLE_NAME_ENV] = self.table_name
-        self._stack.callback(_restore_env, TABLE_NAME_ENV, previous_table)
+        # What the program sets on every deployed function, set here for the same handlers.
+        for name, value in {**definition.function_environment(self.settings), TABLE_NAME_ENV: self.table_name}.items():
+            self._stack.callback(_restore_env, name, os.environ.get(name))
+            os.environ[name] = value
         hooks.install()
         self._clear_function_caches()  # their clients must be made now: inside moto, with the hooks
         self._stack.callback(self._clear_function_caches)

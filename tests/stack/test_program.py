@@ -102,7 +102,9 @@ def test_one_function_per_route_plus_the_processor(program: ProgramRun) -> None:
         route_function = spec is not definition.STREAM_PROCESSOR
         assert function["runtime"] == "python3.13"
         assert function["architectures"] == ["arm64"]
-        assert function["environment"] == {"variables": {"TABLE_NAME": table["name"]}}
+        assert function["environment"] == {
+            "variables": {**definition.function_environment(program.settings), "TABLE_NAME": table["name"]}
+        }
         assert function["sourceCodeHash"] == code_hash
         assert function["loggingConfig"]["logFormat"] == "JSON"
         assert function["memorySize"] == (

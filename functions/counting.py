@@ -1,0 +1,32 @@
+"""Whether a request adds a visit, and what it then shows: the one rule the visit page and the counting badge share.
+
+Every counting route calls ``count_visit`` and nothing else to count, so the rules about what counts (a ``HEAD``
+never writes; bots and repeat visitors, where the stack says so, are shown the count without adding to it) live
+here once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from functions.store import get_store
+from functions.web import Request
+
+
+@dataclass(frozen=True)
+class Visit:
+    """What one request to a counting route did."""
+
+    tag: str
+    """The normalized tag."""
+    visits: int
+    """The tag's count after this request (its new count when ``counted``)."""
+    counted: bool
+    """Whether this request added a visit."""
+    reason: str | None = None
+    """Why it was not counted (``None`` when it was)."""
+
+
+def count_visit(request: Request, tag: str) -> Visit:
+    """Count one visit to a normalized ``tag`` for this request, or say why not."""
+    return Visit(tag, get_store().record_visit(tag), counted=True)
