@@ -23,10 +23,13 @@ class Visit:
     """The tag's count after this request (its new count when ``counted``)."""
     counted: bool
     """Whether this request added a visit."""
+    today: int = 0
+    """The tag's visits on the current UTC day, this one included when counted."""
     reason: str | None = None
     """Why it was not counted (``None`` when it was)."""
 
 
 def count_visit(request: Request, tag: str) -> Visit:
     """Count one visit to a normalized ``tag`` for this request, or say why not."""
-    return Visit(tag, get_store().record_visit(tag), counted=True)
+    counts = get_store().record_visit(tag)
+    return Visit(tag, counts.visits, counted=True, today=counts.today)

@@ -11,12 +11,15 @@ import functools
 import gc
 import os
 import time
+from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from functions import history
 from functions.keys import COUNT_ATTRIBUTE, PARTITION_KEY, tag_key, total_key
 
 TABLE_NAME_ENV = "TABLE_NAME"
@@ -58,6 +61,25 @@ def _count(item: dict[str, Any] | None) -> int:
     return int(item[COUNT_ATTRIBUTE]["N"])
 
 
+@dataclass(frozen=True)
+class TagCounts:
+    """What an item (a tag, or the site-wide total) says: its visits and its visits per UTC day."""
+
+    visits: int
+    """All visits."""
+    today: int
+    """Visits on the current UTC day."""
+    days: tuple[tuple[date, int], ...] = ()
+    """The window's days, oldest first, each with its visits (0 for none); empty when not read."""
+
+    @classmethod
+    def of(cls, item: dict[str, Any] | None, today: date, days: int | None = None) -> TagCounts:
+        """The counts of an item in DynamoDB JSON (``None``: no item, all zero); ``days`` fills the window."""
+        held = history.item_days(item)
+        window = tuple(history.series(item, today, days)) if days else ()
+        return cls(_count(item), held.get(today, 0), window)
+
+
 class Store:
     """Tag visits and the site-wide total in one DynamoDB table (keys from ``functions.keys``)."""
 
@@ -65,8 +87,8 @@ class Store:
         self.client = client
         self.table_name = table_name
 
-    def record_visit(self, tag: str) -> int:
-        """Add one visit to a normalized tag, atomically, and return its new count."""
+    def record_visit(self, tag: str) -> TagCounts:
+        """Add one visit to a normalized tag, atomically, and return its new counts."""
         response = self.client.update_item(
             TableName=self.table_name,
             Key=tag_key(tag),
@@ -75,7 +97,16 @@ class Store:
             ExpressionAttributeValues={":one": {"N": "1"}},
             ReturnValues="UPDATED_NEW",
         )
-        return _count(response.get("Attributes"))
+        return TagCounts.of(response.get("Attributes"), history.utc_today())
+
+    def read_tag(self, tag: str) -> TagCounts:
+        """A normalized tag's counts, without counting (strongly consistent: one's own visit shows)."""
+        response = self.client.get_item(
+            TableName=self.table_name,
+            Key=tag_key(tag),
+            ConsistentRead=True,
+        )
+        return TagCounts.of(response.get("Item"), history.utc_today())
 
     def read_counts(self, tag: str) -> tuple[int, int]:
         """A normalized tag's visits and the site-wide total, in one round trip; missing items count 0."""
