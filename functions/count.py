@@ -1,7 +1,11 @@
-"""``GET /counts/{tag}``: a tag's visits and the site-wide total, in one ``BatchGetItem``. Never writes."""
+"""``GET /counts/{tag}``: a tag's visits, today's, its last days and the site-wide total, in one ``BatchGetItem``.
+
+Never writes.
+"""
 
 from __future__ import annotations
 
+from functions.chart import bar_chart
 from functions.store import get_store
 from functions.web import COUNT_CACHE_CONTROL, Page, Request, page_handler
 
@@ -10,8 +14,15 @@ from functions.web import COUNT_CACHE_CONTROL, Page, Request, page_handler
 def handler(request: Request) -> Page:
     """Lambda handler ``(event, context) -> response`` for a tag's count page."""
     tag = request.tag()
-    visits, total = get_store().read_counts(tag)
+    counts, total = get_store().read_counts(tag)
     return Page(
         "count.html",
-        {"tag": tag, "visits": visits, "total": total, "visit_href": request.link("tags", tag)},
+        {
+            "tag": tag,
+            "visits": counts.visits,
+            "today": counts.today,
+            "chart": bar_chart(counts.days),
+            "total": total.visits,
+            "visit_href": request.link("tags", tag),
+        },
     )

@@ -16,10 +16,12 @@ processor build their writes from them, the pages and the operator command read 
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, ClassVar
 
 HISTORY_DAYS_ENV = "HISTORY_DAYS"
 """The environment variable holding the stack's ``historyDays`` (the functions' only source for it)."""
@@ -108,3 +110,61 @@ def series(item: Mapping[str, Any] | None, today: date, days: int) -> list[tuple
 def projection_names(today: date, days: int) -> list[str]:
     """The attribute names a page reads to show the window ending ``today``."""
     return [day_attribute(day) for day in window(today, days)]
+
+
+@functools.lru_cache(maxsize=4)
+def accepted_days(today: date, days: int) -> frozenset[str]:
+    """The day attributes a write on ``today`` may add to: the window, and ``CLOCK_MARGIN_DAYS`` ahead of it.
+
+    The margin admits a day stamped by a writer whose clock has already passed midnight UTC; every older day
+    has left the window (and is, or will be, removed by the writes), so it is never added to.
+    """
+    ahead = [today + timedelta(days=offset) for offset in range(1, CLOCK_MARGIN_DAYS + 1)]
+    return frozenset(day_attribute(day) for day in window(today, days) + ahead)
+
+
+@dataclass(frozen=True)
+class DayWrite:
+    """The history half of a write on a day: the days it removes and the condition that makes that enough."""
+
+    remove: tuple[str, ...]
+    """Day attributes to ``REMOVE``."""
+    condition: str
+    """``ConditionExpression``, using ``#last`` for ``last_day``."""
+    values: dict[str, Any]
+    """The condition's expression values (``:horizon`` or ``:seen``) and ``:today``, the new ``last_day``."""
+
+    names: ClassVar[dict[str, str]] = {"#last": LAST_DAY_ATTRIBUTE}
+    """Expression attribute names the condition and ``SET #last = :today`` use."""
+
+
+def day_write(today: date, days: int, seen: Mapping[str, Any] | None = None) -> DayWrite:
+    """What a write on ``today`` removes, on which condition (see the module docstring).
+
+    ``seen`` is the item a failed condition returned (``ReturnValuesOnConditionCheckFailure=ALL_OLD``). When it
+    was last written before the horizon, the write removes exactly the days it holds outside the window, on
+    condition that nobody wrote it since (``last_day`` unchanged); otherwise (no item, or one written since)
+    the usual write applies.
+    """
+    today_value = {":today": {"N": str(day_number(today))}}
+    last = (seen or {}).get(LAST_DAY_ATTRIBUTE)
+    last_day = last.get("N") if isinstance(last, Mapping) else None
+    if isinstance(last_day, str) and last_day.isdigit() and int(last_day) < horizon(today, days):
+        current = set(window(today, days))
+        stale = sorted(day for day in item_days(seen) if day not in current)
+        return DayWrite(
+            tuple(day_attribute(day) for day in stale),
+            "#last = :seen",
+            {":seen": {"N": last_day}, **today_value},
+        )
+    return _usual_write(today, days)
+
+
+@functools.lru_cache(maxsize=4)
+def _usual_write(today: date, days: int) -> DayWrite:
+    # The same for every write of the day: built once (a visit would otherwise spend ~15 us on dates).
+    return DayWrite(
+        tuple(day_attribute(day) for day in expired_days(today, days)),
+        "attribute_not_exists(#last) OR #last >= :horizon",
+        {":horizon": {"N": str(horizon(today, days))}, ":today": {"N": str(day_number(today))}},
+    )

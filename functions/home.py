@@ -1,7 +1,11 @@
-"""``GET /``: what the site is, the site-wide total and a few example tags. One ``GetItem`` per request."""
+"""``GET /``: what the site is, the site-wide total, today's visits, the last days and a few example tags.
+
+One ``GetItem`` per request.
+"""
 
 from __future__ import annotations
 
+from functions.chart import bar_chart
 from functions.store import get_store
 from functions.web import COUNT_CACHE_CONTROL, EXAMPLE_TAGS, Page, Request, page_handler
 
@@ -13,4 +17,8 @@ def handler(request: Request) -> Page:
         {"tag": tag, "visit_href": request.link("tags", tag), "count_href": request.link("counts", tag)}
         for tag in EXAMPLE_TAGS
     ]
-    return Page("home.html", {"total": get_store().read_total(), "examples": examples})
+    total = get_store().read_total()
+    return Page(
+        "home.html",
+        {"total": total.visits, "today": total.today, "chart": bar_chart(total.days), "examples": examples},
+    )

@@ -1,6 +1,7 @@
 """The data layer: every DynamoDB call the route functions make, one method per page.
 
-Calls per request: a visit is one ``UpdateItem``; a count page one ``BatchGetItem`` (plus one more per round of
+Calls per request: a visit is one ``UpdateItem`` (two, once, after more than ``historyDays`` days of silence:
+``record_visit``); a count page one ``BatchGetItem`` (plus one more per round of
 ``UnprocessedKeys``, rare); the home page one ``GetItem``. The client is built once per container by
 ``get_store`` with short timeouts, so a slow DynamoDB turns into an error page well inside the function timeout.
 """
@@ -40,12 +41,16 @@ THROTTLING_ERRORS = frozenset(
 )
 """DynamoDB error codes that mean "too many requests": the visitor gets a 503 and may retry."""
 
+VISIT_WRITE_ATTEMPTS = 4
+"""Bound on a visit's conditional writes: one as a rule, two after a long silence, more only under a race."""
+
 UNPROCESSED_KEY_ROUNDS = 3
 """How many times ``read_counts`` asks again for keys BatchGetItem left unprocessed before giving up."""
 
 
 class StoreBusy(Exception):
-    """DynamoDB kept part of a read unprocessed (it does so under throttling): treated as throttling."""
+    """DynamoDB kept part of a read unprocessed (it does so under throttling), or a visit's write kept racing
+    other writes: treated as throttling (503, try again), with nothing written."""
 
 
 def is_throttling(error: BaseException) -> bool:
@@ -81,23 +86,52 @@ class TagCounts:
 
 
 class Store:
-    """Tag visits and the site-wide total in one DynamoDB table (keys from ``functions.keys``)."""
+    """Tag visits and the site-wide total in one DynamoDB table (keys from ``functions.keys``).
 
-    def __init__(self, client: Any, table_name: str) -> None:
+    ``history_days`` is the window of daily visits the items keep (default: ``HISTORY_DAYS``).
+    """
+
+    def __init__(self, client: Any, table_name: str, history_days: int | None = None) -> None:
         self.client = client
         self.table_name = table_name
+        self.history_days = history.history_days() if history_days is None else history_days
 
     def record_visit(self, tag: str) -> TagCounts:
-        """Add one visit to a normalized tag, atomically, and return its new counts."""
-        response = self.client.update_item(
-            TableName=self.table_name,
-            Key=tag_key(tag),
-            UpdateExpression="ADD #visits :one",
-            ExpressionAttributeNames={"#visits": COUNT_ATTRIBUTE},
-            ExpressionAttributeValues={":one": {"N": "1"}},
-            ReturnValues="UPDATED_NEW",
-        )
-        return TagCounts.of(response.get("Attributes"), history.utc_today())
+        """Add one visit to a normalized tag and to today's visits, atomically; return its new counts.
+
+        One ``UpdateItem`` (see ``functions.history``). Only the first visit after more than ``history_days``
+        days of silence fails its condition; it is written again from the old item DynamoDB returns with the
+        failure, conditioned on that item's ``last_day``, so a visit racing it is never lost. Each failed
+        attempt means another write changed the item, so a few attempts always suffice in practice; after
+        ``VISIT_WRITE_ATTEMPTS`` the visit is refused as busy (503), having written nothing.
+        """
+        today = history.utc_today()
+        today_name = history.day_attribute(today)
+        seen: dict[str, Any] | None = None
+        for _ in range(VISIT_WRITE_ATTEMPTS):
+            write = history.day_write(today, self.history_days, seen)
+            expression = f"ADD #visits :one, {today_name} :one SET #last = :today"
+            if write.remove:
+                expression += " REMOVE " + ", ".join(write.remove)
+            try:
+                response = self.client.update_item(
+                    TableName=self.table_name,
+                    Key=tag_key(tag),
+                    UpdateExpression=expression,
+                    ConditionExpression=write.condition,
+                    ExpressionAttributeNames={"#visits": COUNT_ATTRIBUTE, **write.names},
+                    ExpressionAttributeValues={":one": {"N": "1"}, **write.values},
+                    # The new count and today's visits, for the page; the old item when the condition fails.
+                    ReturnValues="UPDATED_NEW",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                    raise
+                seen = error.response.get("Item")  # None when the item has been deleted since
+                continue
+            return TagCounts.of(response.get("Attributes"), today)
+        raise StoreBusy(f"the visit's write kept failing its condition ({VISIT_WRITE_ATTEMPTS} attempts)")
 
     def read_tag(self, tag: str) -> TagCounts:
         """A normalized tag's counts, without counting (strongly consistent: one's own visit shows)."""
@@ -108,13 +142,25 @@ class Store:
         )
         return TagCounts.of(response.get("Item"), history.utc_today())
 
-    def read_counts(self, tag: str) -> tuple[int, int]:
-        """A normalized tag's visits and the site-wide total, in one round trip; missing items count 0."""
+    def _window_projection(self, today: date, *names: str) -> dict[str, Any]:
+        # Only the window's days: an item may still hold days a write has not yet removed.
+        placeholders = {f"#{name}": name for name in names}
+        days = history.projection_names(today, self.history_days)
+        return {
+            "ProjectionExpression": ", ".join([*placeholders, *days]),
+            "ExpressionAttributeNames": placeholders,
+        }
+
+    def read_counts(self, tag: str) -> tuple[TagCounts, TagCounts]:
+        """A normalized tag's counts and the site-wide total's, with their windows, in one round trip.
+
+        A missing item counts 0, and a day without visits too.
+        """
+        today = history.utc_today()
         request: dict[str, Any] = {
             self.table_name: {
                 "Keys": [tag_key(tag), total_key()],
-                "ProjectionExpression": "#pk, #visits",
-                "ExpressionAttributeNames": {"#pk": PARTITION_KEY, "#visits": COUNT_ATTRIBUTE},
+                **self._window_projection(today, PARTITION_KEY, COUNT_ATTRIBUTE),
                 # Strongly consistent: a visitor who just counted a visit must see it on the count page.
                 "ConsistentRead": True,
             }
@@ -133,17 +179,20 @@ class Store:
             raise StoreBusy("BatchGetItem left keys unprocessed")
         tag_item = found.get(tag_key(tag)[PARTITION_KEY]["S"])
         total_item = found.get(total_key()[PARTITION_KEY]["S"])
-        return _count(tag_item), _count(total_item)
+        return (
+            TagCounts.of(tag_item, today, self.history_days),
+            TagCounts.of(total_item, today, self.history_days),
+        )
 
-    def read_total(self) -> int:
-        """The site-wide total (0 before the first visit has been processed)."""
+    def read_total(self) -> TagCounts:
+        """The site-wide total and its window (all 0 before the first visit has been processed)."""
+        today = history.utc_today()
         response = self.client.get_item(
             TableName=self.table_name,
             Key=total_key(),
-            ProjectionExpression="#visits",
-            ExpressionAttributeNames={"#visits": COUNT_ATTRIBUTE},
+            **self._window_projection(today, COUNT_ATTRIBUTE),
         )
-        return _count(response.get("Item"))
+        return TagCounts.of(response.get("Item"), today, self.history_days)
 
 
 def dynamodb_client() -> Any:

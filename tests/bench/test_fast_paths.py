@@ -37,10 +37,25 @@ def captured_records() -> list[dict[str, Any]]:
     return json.loads((EVENTS / "stream_batch.json").read_text(encoding="utf-8"))["Records"]
 
 
-def outcome(read: Callable[[Any], Change], record: Any) -> Change | str:
+DAYS = frozenset({"d20261130", "d20261201", "d20261202"})
+"""The days the total keeps in these tests (a window of two days and the margin)."""
+
+
+def with_days(record: dict[str, Any]) -> dict[str, Any]:
+    """The record with days in its images, as a visit's write leaves them: one day moved, one expired."""
+    record = copy.deepcopy(record)
+    images = record["dynamodb"]
+    if "OldImage" in images:
+        images["OldImage"].update({"d20261129": {"N": "4"}, "d20261130": {"N": "2"}, "d20261201": {"N": "1"}})
+    if "NewImage" in images:
+        images["NewImage"].update({"d20261130": {"N": "2"}, "d20261201": {"N": "2"}})
+    return record
+
+
+def outcome(read: Callable[..., Change], record: Any, days: frozenset[str] = frozenset()) -> Change | str:
     """What a reader makes of a record: its change, or the text of its ``MalformedRecord``."""
     try:
-        return read(record)
+        return read(record, days)
     except MalformedRecord as error:
         return f"malformed: {error}"
 
@@ -51,7 +66,7 @@ def test_captured_records_take_the_fast_path_and_agree(index: int, monkeypatch: 
     expected = _checked_change(record)
     # GIVEN a usual record, WHEN it is read, THEN the checked path is not even needed.
     calls: list[Any] = []
-    monkeypatch.setattr(stream_processor, "_checked_change", lambda r: calls.append(r) or expected)
+    monkeypatch.setattr(stream_processor, "_checked_change", lambda r, *_: calls.append(r) or expected)
     assert read_change(record) == expected
     assert calls == []
 
@@ -62,7 +77,7 @@ def test_a_tag_insert_without_a_count_is_read_by_the_checked_path(monkeypatch: p
     del record["dynamodb"]["NewImage"]["visits"]
     calls: list[Any] = []
     checked = stream_processor._checked_change
-    monkeypatch.setattr(stream_processor, "_checked_change", lambda r: calls.append(r) or checked(r))
+    monkeypatch.setattr(stream_processor, "_checked_change", lambda r, *rest: calls.append(r) or checked(r, *rest))
     assert read_change(record) == Change(int(record["dynamodb"]["SequenceNumber"]), 0)
     assert calls == [record]
 
@@ -89,6 +104,12 @@ PATHS = [
     ("dynamodb", "OldImage"),
     ("dynamodb", "OldImage", "visits"),
     ("dynamodb", "OldImage", "visits", "N"),
+    ("dynamodb", "NewImage", "d20261201"),
+    ("dynamodb", "NewImage", "d20261201", "N"),
+    ("dynamodb", "OldImage", "d20261201"),
+    ("dynamodb", "OldImage", "d20261201", "N"),
+    ("dynamodb", "NewImage", "d20261202"),
+    ("dynamodb", "OldImage", "d20261130", "N"),
 ]
 MISSING = object()
 
@@ -113,11 +134,26 @@ def mutate(record: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     changes=st.lists(st.tuples(st.sampled_from(PATHS), st.one_of(st.just(MISSING), ODD_VALUES)), max_size=3),
 )
 def test_any_record_gets_the_same_answer_as_from_the_checked_path(index: int, changes: list[Any]) -> None:
-    record = copy.deepcopy(captured_records()[index])
+    record = with_days(captured_records()[index])
     for path, value in changes:
         mutate(record, path, value)
-    # Never an exception other than MalformedRecord, and never a different answer.
-    assert outcome(read_change, record) == outcome(_checked_change, record)
+    # Never an exception other than MalformedRecord, and never a different answer, with days or without.
+    for days in (frozenset(), DAYS):
+        assert outcome(read_change, record, days) == outcome(_checked_change, record, days)
+
+
+def test_day_changes_follow_the_rules_on_both_paths() -> None:
+    records = {record["eventName"]: with_days(record) for record in captured_records()
+               if record["dynamodb"]["Keys"]["pk"]["S"].startswith("tag#")}
+    expected = {
+        # new - old for the new image's days; d20261129, only in the old image, was dropped as expired
+        "MODIFY": {"d20261201": 1},
+        "INSERT": {"d20261130": 2, "d20261201": 2},  # every day of the new item
+        "REMOVE": {"d20261130": -2, "d20261201": -1},  # every day it held, within the window
+    }
+    for name, days in expected.items():
+        assert dict(read_change(records[name], DAYS).days) == days
+        assert dict(_checked_change(records[name], DAYS).days) == days
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ import logging
 import pytest
 from markupsafe import escape
 
+from functions.chart import bar_chart
 from functions.log import record_fields
 
 from .conftest import Site, load_event, parse_page
@@ -52,7 +53,8 @@ def test_tag_text_comes_back_escaped(site: Site) -> None:
     # Escaping is on for everything a template prints: a value with markup is shown, not interpreted.
     from functions.web import render
 
-    body = render("count.html", tag='"><script>x</script>', visits=0, total=0, visit_href="#", home_href="./")
+    body = render("count.html", tag='"><script>x</script>', visits=0, today=0, chart=bar_chart(()), total=0,
+                  visit_href="#", home_href="./")
     assert "<script>x" not in body and str(escape('"><script>x</script>')) in body
 
 
