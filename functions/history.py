@@ -26,8 +26,13 @@ from typing import Any, ClassVar
 HISTORY_DAYS_ENV = "HISTORY_DAYS"
 """The environment variable holding the stack's ``historyDays`` (the functions' only source for it)."""
 DEFAULT_HISTORY_DAYS = 30
-MAX_HISTORY_DAYS = 60
-"""Bound on ``historyDays``: 60 days of ``d<YYYYMMDD>`` numbers keep a tag item well under 1 KB."""
+MAX_HISTORY_DAYS = 45
+"""Bound on ``historyDays``, so that a visit always costs 1 write unit (under 1 KB of item).
+
+The largest tag item: ``pk`` of ``tag#`` and 64 four-byte letters (262 bytes), ``visits`` below 10^16
+(15 bytes), ``last_day`` (13 bytes) and N + 1 days (the window and one day of clock margin) of 14 bytes each
+(a 9-byte name and a count below 10^8; numbers take 1 byte per 2 digits, plus 1). At 45 days that is
+934 bytes; at 30 (the default) 724. At 60 it would be 1,144 bytes: 2 write units per visit."""
 
 DAY_PREFIX = "d"
 LAST_DAY_ATTRIBUTE = "last_day"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 from definition import ROUTES, create_table
+from functions import history
 from functions.store import get_store
 from localsite.aws import local_aws, mark_answered
 from localsite.events import LambdaContext, match_route, rest_proxy_event, stream_event
@@ -309,3 +311,35 @@ def record_calls(client: Any) -> list[Call]:
 
     client.meta.events.register("before-call.dynamodb", hook)
     return calls
+
+
+# --- the UTC day the functions see ---------------------------------------------------------------
+
+
+@dataclass
+class DayClock:
+    """The clock behind ``functions.history.utc_today``, the one place every function reads the day from."""
+
+    now: datetime
+
+    @property
+    def today(self) -> date:
+        """The UTC day the functions see."""
+        return self.now.date()
+
+    def set(self, moment: datetime) -> None:
+        """Move to ``moment`` (UTC)."""
+        self.now = moment
+
+    def advance(self, *, days: float = 0, seconds: float = 0) -> None:
+        """Move forward (or back, with negative values)."""
+        self.now += timedelta(days=days, seconds=seconds)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> DayClock:
+    """A stopped clock at 2026-12-01 12:00 UTC, for every function's ``utc_today``."""
+    stopped = DayClock(datetime(2026, 12, 1, 12, tzinfo=timezone.utc))
+    real = history.utc_today
+    monkeypatch.setattr(history, "utc_today", lambda now=None: real(stopped.now.timestamp() if now is None else now))
+    return stopped
