@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import definition
-from bench import cost
+from bench import cost, history
 from bench.report import Report, render_markdown, render_table, summary_rows
 
 SECTIONS = ("cold", "warm", "packages", "site")
@@ -90,6 +90,9 @@ def run(options: argparse.Namespace, argv: Sequence[str]) -> Report:
     _say("DynamoDB round trips and capacity (moto)")
     report.round_trips, captured = measure_round_trips(settings)
     report.regressions = regressions(report.round_trips)
+    _say("daily history: a visit after 1, 30 and 365 days of daily visits (moto)")
+    report.history = history.measure_history(settings)
+    report.regressions += history.regressions(report.history)
     if "cold" in options.skip:
         report.skipped["cold"] = "--skip cold"
     else:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import definition
-from bench import cost, prices
+from bench import cost, history, prices
 from bench.coldstart import BYTECODE_MODES, ColdStart
 from bench.cost import CostInputs, CostModel, LineItem
 from bench.packages import PackageSize
@@ -57,6 +57,8 @@ class Report:
     warm_iterations: int = 0
     round_trips: list[RoundTrips] = field(default_factory=list)
     regressions: list[str] = field(default_factory=list)
+    history: list[history.HistoryFigure] = field(default_factory=list)
+    """A visit's item size and write units after days of daily visits (``bench.history``)."""
     packages: list[PackageSize] | None = None
     site: SiteLoad | None = None
     cost_inputs: CostInputs | None = None
@@ -126,6 +128,8 @@ def summary_rows(report: Report) -> list[Row]:
             budget + (" per batch" if result.subject == "stream" else ""),
             NOT_MET if result.label in failing else MET,
         ))
+    rows += [Row(figure, value, goal, MET if met else NOT_MET)
+             for figure, value, goal, met in history.summary_rows(report.history)]
     for package in report.packages or []:
         goal = f"< {package.goal_bytes // 1024} KB" if package.goal_bytes else NO_GOAL
         if package.zipped_bytes is None:
@@ -231,6 +235,7 @@ def render_markdown(report: Report) -> str:
         out += [f"- {problem}" for problem in report.regressions]
         out.append("")
     out += _cold_section(report) + _warm_section(report) + _round_trip_section(report)
+    out += history.markdown_section(report.history, report.settings)
     out += _package_section(report) + _site_section(report) + _cost_section(report)
     if report.skipped:
         out += ["## Not measured in this run", ""]

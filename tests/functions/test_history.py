@@ -227,3 +227,21 @@ def test_the_window_follows_the_setting(site: Site, clock: DayClock, monkeypatch
     page = parse_page(site.get("/counts/hello")["body"])
     assert page.texts["tag-days-sum"] == "7"
     assert Store(get_store().client, TABLE, history_days=3).history_days == 3
+
+
+def test_the_long_silence_paths_need_no_more_permissions(site: Site, clock: DayClock) -> None:
+    from definition import STREAM_PROCESSOR, VISIT
+
+    from .test_least_privilege import assert_matches
+
+    site.get("/tags/hello")
+    site.process_stream()
+    clock.advance(days=DAYS + 1)
+    calls = record_calls(get_store().client)
+    site.get("/tags/hello")
+    assert [call.operation for call in calls] == ["UpdateItem", "UpdateItem"]
+    assert_matches(VISIT, calls)
+    calls.clear()
+    site.process_stream()
+    assert [call.operation for call in calls] == ["TransactWriteItems", "TransactWriteItems"]
+    assert_matches(STREAM_PROCESSOR, calls)
