@@ -1,7 +1,8 @@
 """``python -m localsite.screenshot``: a picture of the pages for the README (``docs/screenshot.png``).
 
-Starts a throwaway local site, visits a few tags, waits for the stream to bring the total up to date, and
-photographs a tag's count page in headless Chromium (scripts off, as the pages need none).
+Starts a throwaway local site, visits a few tags over the last days (the functions' clock,
+``functions.history.utc_today``, is set back a day at a time), waits for the stream to bring the total up to
+date, and photographs a tag's count page in headless Chromium (scripts off, as the pages need none).
 """
 
 from __future__ import annotations
@@ -10,26 +11,44 @@ import argparse
 import sys
 import tempfile
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.request import urlopen
 
 from definition import ROOT, stack_settings
+from functions import history
 from localsite.browser import launch
 from localsite.site import LocalSite
 
 DEFAULT_OUTPUT = ROOT / "docs" / "screenshot.png"
 VISITS = {"serverless": 3, "caf%C3%A9": 2, "hello": 1}
+"""Visits to each tag today."""
+DAILY = (1, 0, 2, 3, 2, 4, 1, 0, 0, 2, 5, 3, 2, 1, 3, 4, 6, 2, 1, 0, 2, 3, 5, 4, 2, 3, 6, 5, 4)
+"""Visits to ``serverless`` on each of the days before today, oldest first."""
 PAGE = "counts/serverless"
 
 
-def take(output: Path, browser: Any = None, width: int = 820, height: int = 560) -> Path:
+def _visit(site: LocalSite, tag: str) -> None:
+    with urlopen(f"{site.url}tags/{tag}") as response:  # noqa: S310 - our own 127.0.0.1 site
+        response.read()
+
+
+def take(output: Path, browser: Any = None, width: int = 820, height: int = 760) -> Path:
     """Write the screenshot to ``output`` and return its path (``browser``: a launched one, or ``None``)."""
     with tempfile.TemporaryDirectory() as state, LocalSite(stack_settings("dev"), port=0, state_dir=state) as site:
+        today = history.utc_today()
+        real_clock = history.utc_today
+        try:
+            for days_ago, times in zip(range(len(DAILY), 0, -1), DAILY):
+                history.utc_today = lambda now=None, day=today - timedelta(days=days_ago): day  # type: ignore[misc]
+                for _ in range(times):
+                    _visit(site, "serverless")
+        finally:
+            history.utc_today = real_clock  # type: ignore[assignment]
         for tag, times in VISITS.items():
             for _ in range(times):
-                with urlopen(f"{site.url}tags/{tag}") as response:  # noqa: S310 - our own 127.0.0.1 site
-                    response.read()
+                _visit(site, tag)
         if not site.drain(timeout=30):
             raise RuntimeError("the stream did not catch up")
         if browser is not None:
