@@ -118,20 +118,24 @@ class Change(NamedTuple):
 _by_sequence = attrgetter("sequence")
 
 
+def _number(image: Mapping[str, Any], name: str) -> int:
+    value = image[name]
+    if not isinstance(value, Mapping) or not isinstance(value.get("N"), str):
+        raise MalformedRecord(f"{name} is not a number")
+    try:
+        return int(value["N"])
+    except ValueError:
+        raise MalformedRecord(f"{name} is not an integer") from None
+
+
 def _visits(image: Mapping[str, Any] | None) -> int:
     if image is None:
         return 0
     if not isinstance(image, Mapping):
         raise MalformedRecord("image is not a map")
-    value = image.get(COUNT_ATTRIBUTE)
-    if value is None:
+    if image.get(COUNT_ATTRIBUTE) is None:
         return 0  # e.g. moto's key-only INSERT on an upsert
-    if not isinstance(value, Mapping) or not isinstance(value.get("N"), str):
-        raise MalformedRecord(f"{COUNT_ATTRIBUTE} is not a number")
-    try:
-        return int(value["N"])
-    except ValueError:
-        raise MalformedRecord(f"{COUNT_ATTRIBUTE} is not an integer") from None
+    return _number(image, COUNT_ATTRIBUTE)
 
 
 def _is_sequence_text(text: Any) -> bool:
@@ -148,16 +152,6 @@ def sequence_number(record: Any) -> int:
     if not _is_sequence_text(text):
         raise MalformedRecord("SequenceNumber is not a decimal number")
     return int(text)
-
-
-def _number(image: Mapping[str, Any], name: str) -> int:
-    value = image[name]
-    if not isinstance(value, Mapping) or not isinstance(value.get("N"), str):
-        raise MalformedRecord(f"{name} is not a number")
-    try:
-        return int(value["N"])
-    except ValueError:
-        raise MalformedRecord(f"{name} is not an integer") from None
 
 
 def _day_changes(
