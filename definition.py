@@ -75,6 +75,8 @@ HOME = FunctionSpec(
 VISIT = FunctionSpec(
     name="visit",
     handler="functions.visit.handler",
+    # One UpdateItem adds the visit and its day; the rare rewrite after a long silence is an UpdateItem too,
+    # from the old item the failed condition returns (ReturnValuesOnConditionCheckFailure needs no read).
     actions=("dynamodb:UpdateItem",),
     leading_keys=(TAG_PREFIX + "*",),
     uses_templates=True,
@@ -82,6 +84,7 @@ VISIT = FunctionSpec(
 COUNT = FunctionSpec(
     name="count",
     handler="functions.count.handler",
+    # One BatchGetItem of the tag and the total, projecting pk, visits and the window's day attributes.
     actions=("dynamodb:BatchGetItem",),
     leading_keys=(TAG_PREFIX + "*", TOTAL_KEY),
     uses_templates=True,
