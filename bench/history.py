@@ -31,7 +31,7 @@ from localsite.events import LambdaContext, rest_proxy_event, stream_event
 
 AGES = (1, 30, 365)
 """After how many days of daily visits a visit is measured."""
-TAGS = {"bench": "a 5-letter tag", "\U0001d41a" * 64: "64 four-byte letters (the largest key)"}
+TAGS = {"bench": "a 5-letter tag", "\U0001d41a" * 64: "the largest key: 64 four-byte letters"}
 FIRST_DAY = date(2026, 1, 1)
 BUDGET = {"UpdateItem": 1}
 WRITE_UNITS = 1.0
@@ -161,7 +161,7 @@ def regressions(figures: Sequence[HistoryFigure]) -> list[str]:
 def summary_rows(figures: Sequence[HistoryFigure]) -> list[tuple[str, str, str, bool]]:
     """(figure, value, goal, met) for the benchmark's summary."""
     return [
-        (f"history: visit after {f.days} days ({f.tag})",
+        (f"history: visit after {f.days} day{'s' if f.days != 1 else ''} of visits, {f.tag}",
          f"{f.item_bytes} bytes, {f.write_units:g} WRU, {sum(f.round_trips.values())} round trip(s)",
          "1 UpdateItem, 1 WRU",
          not regressions([f]))
