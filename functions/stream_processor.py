@@ -186,7 +186,8 @@ def read_change(record: Any, days: frozenset[str] = frozenset()) -> Change:
     # Fast path for the records DynamoDB actually sends (a count on both sides that need one): plain indexing,
     # exact type checks, no exception raised. Anything else, a missing count included, falls through to
     # ``_checked_change``, which accepts exactly the same records and names the problem of the others.
-    # Measured: 2.2 us a record on the checked path, 0.9 us here (a 100-record batch's overhead 0.32 ms -> 0.12).
+    # Measured (bench warm): 2.2 us a record on the checked path, 1.0 us here; a 100-record batch's overhead
+    # 0.32 ms with the checked path alone, 0.18 ms with this one.
     try:
         data = record["dynamodb"]
         text = data["SequenceNumber"]
