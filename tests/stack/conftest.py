@@ -5,7 +5,7 @@ would compute, such as ARNs), and ``RecordingMonitor`` keeps every registration 
 its parent, its dependencies and its resource options. Mocks are installed before ``__main__.py`` runs.
 
 The Jinja2 layer is the one thing not built for real here: ``build_layer`` would call pip against PyPI.
-``fake_build_layer`` zips the Jinja2 and MarkupSafe this virtualenv has installed instead (right packages,
+``fake_build_layer`` zips the Jinja2, MarkupSafe and crawlerdetect this virtualenv has installed instead (right packages,
 wrong platform); the real, networked build has its own test in ``test_packaging.py``.
 """
 
@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import crawlerdetect
 import jinja2
 import markupsafe
 import pulumi
@@ -35,6 +36,8 @@ from components import packaging
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 PROJECT = "tag-counter"
+MOCK_VISITOR_KEY = "mock-visitor-key-0123456789abcdef0123456789abcdef"
+"""What the mocked ``pulumi_random.RandomPassword`` returns: tests look for it where it must never be."""
 
 
 def physical_name(logical: str, inputs: dict[str, Any]) -> str:
@@ -77,6 +80,8 @@ def computed_outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, A
         return {"invokeUrl": f"https://{inputs['restApi']}.execute-api.{REGION}.amazonaws.com/{inputs['stageName']}"}
     if typ == "aws:lambda/eventSourceMapping:EventSourceMapping":
         return {"uuid": f"{name}-uuid"}
+    if typ == "random:index/randomPassword:RandomPassword":
+        return {"result": MOCK_VISITOR_KEY}
     if typ == "aws:cloudwatch/metricAlarm:MetricAlarm":
         return {"name": physical, "arn": arn_prefix.format("cloudwatch") + f"alarm:{physical}"}
     return {}
@@ -182,9 +187,9 @@ class ProgramRun:
 
 
 def fake_build_layer(cache_dir: Path = packaging.BUILD_DIR / "layer-test") -> Path:
-    """A layer zip from this virtualenv's Jinja2 and MarkupSafe, for mock runs only (see the module docstring)."""
+    """A layer zip from this virtualenv's layer packages, for mock runs only (see the module docstring)."""
     entries: list[tuple[str, Path]] = []
-    for package in (jinja2, markupsafe):
+    for package in (jinja2, markupsafe, crawlerdetect):
         package_dir = Path(package.__file__).parent
         for path in package_dir.rglob("*"):
             if path.is_file() and "__pycache__" not in path.parts:
