@@ -81,7 +81,8 @@ def computed_outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, A
     if typ == "aws:lambda/eventSourceMapping:EventSourceMapping":
         return {"uuid": f"{name}-uuid"}
     if typ == "random:index/randomPassword:RandomPassword":
-        return {"result": MOCK_VISITOR_KEY}
+        # As the engine returns it: RandomPassword's result is a secret (additional_secret_outputs).
+        return {"result": {rpc._special_sig_key: rpc._special_secret_sig, "value": MOCK_VISITOR_KEY}}
     if typ == "aws:cloudwatch/metricAlarm:MetricAlarm":
         return {"name": physical, "arn": arn_prefix.format("cloudwatch") + f"alarm:{physical}"}
     return {}
@@ -126,6 +127,9 @@ class Registration:
     replace_on_changes: list[str]
     state: dict[str, Any]
     """Inputs plus computed outputs (wire names, camelCase)."""
+    additional_secret_outputs: list[str] = field(default_factory=list)
+    secret_inputs: list[str] = field(default_factory=list)
+    """Top-level inputs that hold a secret somewhere (the engine encrypts them in the state)."""
 
     def __getitem__(self, key: str) -> Any:
         return self.state[key]
@@ -157,9 +161,33 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 delete_before_replace=bool(request.deleteBeforeReplace),
                 replace_on_changes=list(request.replaceOnChanges),
                 state=dict(self.resources[response.urn].state) if response.urn in self.resources else {},
+                additional_secret_outputs=list(request.additionalSecretOutputs),
+                secret_inputs=_secret_inputs(request.object),
             )
         )
         return response
+
+
+def reveal(value: Any) -> Any:
+    """A state value with Pulumi's secret wrappers removed (the mock state keeps them as the wire carries them)."""
+    if isinstance(value, dict):
+        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+            return reveal(value.get("value"))
+        return {key: reveal(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [reveal(item) for item in value]
+    return value
+
+
+def _secret_inputs(inputs: Any) -> list[str]:
+    """The names of the serialized inputs whose value carries Pulumi's secret signature anywhere inside."""
+    from google.protobuf import json_format
+
+    found = []
+    for name, value in json_format.MessageToDict(inputs).items():
+        if rpc._special_secret_sig in json.dumps(value):
+            found.append(name)
+    return found
 
 
 @dataclass

@@ -196,7 +196,7 @@ def test_layer_build_gives_jinja2_for_lambdas_platform(tmp_path: Path, monkeypat
         wheel = zf.read(next(n for n in names if n.startswith("python/markupsafe-") and n.endswith("/WHEEL")))
         assert "Tag: cp313-cp313-manylinux2014_aarch64" in wheel.decode().splitlines()
         versions = {n.split("/")[1] for n in names if n.endswith(".dist-info/METADATA")}
-    assert versions == {"jinja2-3.1.6.dist-info", "markupsafe-3.0.4.dist-info"}
+    assert versions == {"jinja2-3.1.6.dist-info", "markupsafe-3.0.4.dist-info", "crawlerdetect-0.4.2.dist-info"}
     with zipfile.ZipFile(archive) as zf:
         elf = zf.read(extensions[0])
     assert elf[:4] == b"\x7fELF" and int.from_bytes(elf[18:20], "little") == 183  # EM_AARCH64
@@ -211,6 +211,16 @@ def test_layer_build_gives_jinja2_for_lambdas_platform(tmp_path: Path, monkeypat
         [sys.executable, "-S", "-c", script, str(tree / "python")], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "&lt;b&gt;"
+    # The bot list too (pure Python): it imports from the layer alone and knows a crawler.
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import crawlerdetect; "
+        "assert crawlerdetect.__file__.startswith(sys.argv[1]), crawlerdetect.__file__; "
+        "print(crawlerdetect.CrawlerDetect().is_crawler('Googlebot/2.1'))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", script, str(tree / "python")], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "True"
 
     # Built again elsewhere, the same pins give the same bytes; built again here, pip does not run.
     assert packaging.build_layer(tmp_path / "other", compiler=None).read_bytes() == archive.read_bytes()
