@@ -4,7 +4,7 @@ A run is a new ``python`` process that imports a handler and serves its first re
 first invoke); its floor is a new process that only creates a boto3 DynamoDB client and makes the same call.
 Both reach the same moto table over HTTP on 127.0.0.1 (``bench.loopback``), so neither imports moto.
 
-The handler runs from the code archive as Lambda unpacks it, with Jinja2 and MarkupSafe beside it as the layer
+The handler runs from the code archive as Lambda unpacks it, with the layer's packages (LAYER_PACKAGES) beside it as the layer
 does. Lambda's ``/var/task`` and ``/opt`` are read-only, so a module without shipped bytecode is compiled at every
 cold start; a pass says which bytecode it ships (``NO_BYTECODE``, ``LAYER_BYTECODE``, ``ALL_BYTECODE``), compiled
 by this interpreter for itself, standing in for the ``.pyc`` files ``components.packaging`` compiles for Python 3.13.
@@ -48,7 +48,7 @@ from localsite.events import LambdaContext, rest_proxy_event, stream_event
 CHILD_SOURCE = (Path(__file__).parent / "coldchild.py").read_text(encoding="utf-8")
 ROUTE_GOAL = 1.15
 STREAM_GOAL = 1.05
-LAYER_PACKAGES = ("jinja2", "markupsafe")
+LAYER_PACKAGES = ("jinja2", "markupsafe", "crawlerdetect")
 EXAMPLE_TAG = "cold-start"
 STREAM_BATCH_RECORDS = 10
 """Records in each cold stream batch: a cold start mostly meets a short backlog."""
