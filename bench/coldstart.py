@@ -43,6 +43,7 @@ from bench.loopback import LoopbackDynamoDB
 from bench.stats import median
 from functions.keys import MARKER_PREFIX, PARTITION_KEY
 from localsite.aws import DUMMY_ENVIRONMENT, local_aws
+from bench.honest import PERSON
 from localsite.events import LambdaContext, rest_proxy_event, stream_event
 
 CHILD_SOURCE = (Path(__file__).parent / "coldchild.py").read_text(encoding="utf-8")
@@ -435,7 +436,9 @@ def _subjects(settings: definition.Settings, functions: tuple[definition.Functio
 
             def make_event(route: definition.Route = route, path: str = path,
                            parameters: dict[str, str] | None = parameters) -> dict[str, Any]:
-                return rest_proxy_event(route, path, parameters, stage=settings.stage_name)
+                # A browser's User-Agent, as people send: the visit's first request runs its bot check.
+                return rest_proxy_event(route, path, parameters, stage=settings.stage_name,
+                                        headers=[("User-Agent", PERSON)])
 
             operation, params = _capture(handler, make_event(), spec.name, settings.route_timeout_seconds)
             subjects.append(_Subject(spec, ROUTE_GOAL, make_event, lambda p=params: p, operation))
