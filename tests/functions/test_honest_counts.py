@@ -379,3 +379,33 @@ def test_no_page_or_log_line_holds_the_address_the_user_agent_or_the_secret(
     for page in pages:
         text = repr(page)
         assert ADDRESS not in text and "Zq7Marker" not in text and KEY not in text
+
+
+def test_a_lost_answer_to_the_marker_write_under_counts_never_doubles(
+    site: Site, window: Callable[..., None], clock: Clock, inject: Callable[..., Fault]
+) -> None:
+    # GIVEN DynamoDB applies the marker's PutItem but its answer is lost (a read timeout): the SDK retries it
+    # (``inject`` is there for its retries without sleeping)
+    from botocore.exceptions import ReadTimeoutError
+    from moto.core.models import botocore_stubber
+
+    window(30)
+    lost: list[str] = []
+
+    def lose_first_answer(request: Any, **_: Any) -> None:
+        target = request.headers.get("X-Amz-Target", b"")
+        attempt = request.headers.get("amz-sdk-request", b"")
+        target = target.decode() if isinstance(target, bytes) else target
+        attempt = attempt.decode() if isinstance(attempt, bytes) else attempt
+        if target.endswith(".PutItem") and attempt.startswith("attempt=1;"):
+            lost.append(target)
+            botocore_stubber("before-send.dynamodb.PutItem", request)  # applied...
+            raise ReadTimeoutError(endpoint_url=request.url)  # ... and never answered
+
+    get_store().client.meta.events.register_first("before-send.dynamodb", lose_first_answer)
+    # WHEN the visitor loads the page
+    response = visit(site)
+    # THEN the retry finds the marker and the visit is not counted: one under-counted, none twice
+    assert lost == ["DynamoDB_20120810.PutItem"]
+    assert note(response) == "This visit was already counted within 30 minutes."
+    assert site.visits("tag#hello") is None
