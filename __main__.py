@@ -9,6 +9,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 import pulumi
+import pulumi_random
 
 import definition
 from components import packaging
@@ -39,6 +40,15 @@ template_layer = TemplateLayer(
     TemplateLayerArgs(archive=layer_archive, layer_name=f"{definition.PROJECT}-{stack}-jinja2"),
 )
 
+# The unique-visitor window's per-stack key: random, kept in the state as a secret (encrypted), never in plain
+# config and never exported. It reaches only the counting functions, as an environment variable: read for free
+# at start, where an SSM SecureString would add a client and a round trip to every cold start.
+visitor_key = (
+    pulumi_random.RandomPassword("visitor-key", length=48, special=False).result
+    if settings.unique_visitor_window_minutes
+    else None
+)
+
 route_specs = list(dict.fromkeys(route.function for route in definition.ROUTES))
 route_functions = {
     spec.name: SiteFunction(
@@ -52,7 +62,10 @@ route_functions = {
             timeout_seconds=settings.route_timeout_seconds,
             log_retention_days=settings.log_retention_days,
             template_layer_arn=template_layer.arn,
-            environment=definition.function_environment(settings),
+            environment={
+                **definition.function_environment(settings),
+                **(definition.visitor_key_environment(settings, visitor_key) if spec.counts_visits else {}),
+            },
         ),
     )
     for spec in route_specs

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from functions.history import DEFAULT_HISTORY_DAYS, HISTORY_DAYS_ENV, MAX_HISTORY_DAYS
-from functions.keys import MARKER_PREFIX, PARTITION_KEY, TAG_PREFIX, TOTAL_KEY, TTL_ATTRIBUTE
+from functions.keys import MARKER_PREFIX, PARTITION_KEY, TAG_PREFIX, TOTAL_KEY, TTL_ATTRIBUTE, VISITOR_PREFIX
+from functions.rules import COUNT_BOTS_ENV, MAX_WINDOW_MINUTES, VISITOR_KEY_ENV, WINDOW_MINUTES_ENV
 
 PROJECT = "tag-counter"
 ROOT = Path(__file__).resolve().parent
@@ -36,8 +37,21 @@ CODE_SUFFIXES = (".py", ".html", ".css")
 
 
 @dataclass(frozen=True)
+class Grant:
+    """Table actions on item keys: every action of it is allowed on every key pattern of it, and no other."""
+
+    actions: tuple[str, ...]
+    leading_keys: tuple[str, ...]
+    """``dynamodb:LeadingKeys`` patterns (``StringLike``)."""
+
+
+@dataclass(frozen=True)
 class FunctionSpec:
-    """One Lambda function: what it runs and exactly which DynamoDB calls its handler makes."""
+    """One Lambda function: what it runs and exactly which DynamoDB calls its handler makes.
+
+    Its IAM is ``actions`` on ``leading_keys`` (every pair), plus each of ``more_grants`` on its own keys, so a
+    function can write one namespace without being allowed every other action there.
+    """
 
     name: str
     """Short name, used in resource names and log lines (``visit`` → ``tag-counter-visit``)."""
@@ -49,6 +63,22 @@ class FunctionSpec:
     """``dynamodb:LeadingKeys`` patterns (``StringLike``) the handler's item keys always match."""
     uses_templates: bool
     """Whether it renders pages: only those get the Jinja2 layer."""
+    more_grants: tuple[Grant, ...] = ()
+    """Further (actions, keys) the handler uses, each its own statement."""
+
+    @property
+    def grants(self) -> tuple[Grant, ...]:
+        """Everything the role allows on the table, one ``Grant`` per policy statement."""
+        return (Grant(self.actions, self.leading_keys), *self.more_grants)
+
+    def pairs(self) -> frozenset[tuple[str, str]]:
+        """The exact (action, key pattern) pairs the role allows."""
+        return frozenset((a, k) for grant in self.grants for a in grant.actions for k in grant.leading_keys)
+
+    @property
+    def counts_visits(self) -> bool:
+        """Whether it may write unique-visitor markers: only such functions get the visitor key."""
+        return VISITOR_GRANT in self.more_grants
 
 
 @dataclass(frozen=True)
@@ -72,14 +102,20 @@ HOME = FunctionSpec(
     leading_keys=(TOTAL_KEY,),
     uses_templates=True,
 )
+VISITOR_GRANT = Grant(("dynamodb:PutItem",), (VISITOR_PREFIX + "*",))
+"""What a counting function needs for the unique-visitor window: a conditional PutItem of its markers, no more."""
+COUNTING_ACTIONS = ("dynamodb:GetItem", "dynamodb:UpdateItem")
+"""On ``tag#*``: UpdateItem counts; GetItem shows a bot or a repeat visitor the count without adding to it."""
+
 VISIT = FunctionSpec(
     name="visit",
     handler="functions.visit.handler",
     # One UpdateItem adds the visit and its day; the rare rewrite after a long silence is an UpdateItem too,
     # from the old item the failed condition returns (ReturnValuesOnConditionCheckFailure needs no read).
-    actions=("dynamodb:UpdateItem",),
+    actions=COUNTING_ACTIONS,
     leading_keys=(TAG_PREFIX + "*",),
     uses_templates=True,
+    more_grants=(VISITOR_GRANT,),
 )
 COUNT = FunctionSpec(
     name="count",
@@ -158,6 +194,10 @@ class Settings:
     iterator_age_alarm_ms: int = 60_000
     history_days: int = DEFAULT_HISTORY_DAYS
     """How many UTC days of visits each tag and the total keep (``functions.history``)."""
+    count_bots: bool = False
+    """Count self-identified bots too (``functions.bots``); off: they see the count without adding to it."""
+    unique_visitor_window_minutes: int = 0
+    """Within this many minutes one visitor counts once per tag (``functions.visitors``); 0: every load counts."""
 
     @classmethod
     def config_key(cls, field_name: str) -> str:
@@ -216,6 +256,10 @@ class Settings:
             raise ValueError("iteratorAgeAlarmMs must be at least 1")
         if not 1 <= self.history_days <= MAX_HISTORY_DAYS:
             raise ValueError(f"historyDays must be between 1 and {MAX_HISTORY_DAYS}: each day is kept on every tag item")
+        if not 0 <= self.unique_visitor_window_minutes <= MAX_WINDOW_MINUTES:
+            raise ValueError(
+                f"uniqueVisitorWindowMinutes must be between 0 (off) and {MAX_WINDOW_MINUTES} (a week)"
+            )
 
 
 def function_environment(settings: Settings) -> dict[str, str]:
@@ -224,7 +268,22 @@ def function_environment(settings: Settings) -> dict[str, str]:
     The Pulumi program sets exactly these on each deployed function; the local site, the tests and the
     benchmarks set the same, so a function never sees a setting another way.
     """
-    return {HISTORY_DAYS_ENV: str(settings.history_days)}
+    return {
+        HISTORY_DAYS_ENV: str(settings.history_days),
+        COUNT_BOTS_ENV: "true" if settings.count_bots else "false",
+        WINDOW_MINUTES_ENV: str(settings.unique_visitor_window_minutes),
+    }
+
+
+def visitor_key_environment(settings: Settings, visitor_key: Any) -> dict[str, Any]:
+    """``VISITOR_KEY`` for a function that counts visits, when the stack has a unique-visitor window (else nothing).
+
+    ``visitor_key`` is the per-stack secret: a Pulumi secret output in the program (never plain config, never a
+    stack output), a random per-run value in the local site. Only functions with ``counts_visits`` get it.
+    """
+    if not settings.unique_visitor_window_minutes:
+        return {}
+    return {VISITOR_KEY_ENV: visitor_key}
 
 
 def _parse(key: str, raw: Any, kind: type) -> Any:

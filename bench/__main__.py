@@ -1,7 +1,8 @@
 """``python -m bench`` (``./dev bench``): measure tag-counter, print each figure beside its goal, write BENCHMARKS.md.
 
 Sections, in order: DynamoDB round trips and capacity (always; the run fails if a count regresses), cold start,
-warm request, package sizes, the local site under load, and the cost model. A full run takes a few minutes;
+warm request, package sizes, the local site under load, the cost model, and honest counts (the bot check's cost,
+the unique-visitor window's calls; their round trips are guarded too). A full run takes a few minutes;
 ``--quick`` takes well under one, with fewer samples.
 
 Exit status: 0 when every round-trip count matches the design, 1 when one regressed (a loud message says which),
@@ -93,6 +94,11 @@ def run(options: argparse.Namespace, argv: Sequence[str]) -> Report:
     _say("daily history: a visit after 1, 30 and 365 days of daily visits (moto)")
     report.history = history.measure_history(settings)
     report.regressions += history.regressions(report.history)
+    from bench import honest
+
+    _say("honest counts: the bot check's cost, the visit's calls with and without the unique-visitor window")
+    report.honest = honest.measure(settings, runs=3 if options.quick else 7, iterations=options.iterations)
+    report.regressions += report.honest.regressions()
     if "cold" in options.skip:
         report.skipped["cold"] = "--skip cold"
     else:

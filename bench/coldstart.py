@@ -4,7 +4,7 @@ A run is a new ``python`` process that imports a handler and serves its first re
 first invoke); its floor is a new process that only creates a boto3 DynamoDB client and makes the same call.
 Both reach the same moto table over HTTP on 127.0.0.1 (``bench.loopback``), so neither imports moto.
 
-The handler runs from the code archive as Lambda unpacks it, with Jinja2 and MarkupSafe beside it as the layer
+The handler runs from the code archive as Lambda unpacks it, with the layer's packages (LAYER_PACKAGES) beside it as the layer
 does. Lambda's ``/var/task`` and ``/opt`` are read-only, so a module without shipped bytecode is compiled at every
 cold start; a pass says which bytecode it ships (``NO_BYTECODE``, ``LAYER_BYTECODE``, ``ALL_BYTECODE``), compiled
 by this interpreter for itself, standing in for the ``.pyc`` files ``components.packaging`` compiles for Python 3.13.
@@ -43,12 +43,13 @@ from bench.loopback import LoopbackDynamoDB
 from bench.stats import median
 from functions.keys import MARKER_PREFIX, PARTITION_KEY
 from localsite.aws import DUMMY_ENVIRONMENT, local_aws
+from bench.honest import PERSON
 from localsite.events import LambdaContext, rest_proxy_event, stream_event
 
 CHILD_SOURCE = (Path(__file__).parent / "coldchild.py").read_text(encoding="utf-8")
 ROUTE_GOAL = 1.15
 STREAM_GOAL = 1.05
-LAYER_PACKAGES = ("jinja2", "markupsafe")
+LAYER_PACKAGES = ("jinja2", "markupsafe", "crawlerdetect")
 EXAMPLE_TAG = "cold-start"
 STREAM_BATCH_RECORDS = 10
 """Records in each cold stream batch: a cold start mostly meets a short backlog."""
@@ -435,7 +436,9 @@ def _subjects(settings: definition.Settings, functions: tuple[definition.Functio
 
             def make_event(route: definition.Route = route, path: str = path,
                            parameters: dict[str, str] | None = parameters) -> dict[str, Any]:
-                return rest_proxy_event(route, path, parameters, stage=settings.stage_name)
+                # A browser's User-Agent, as people send: the visit's first request runs its bot check.
+                return rest_proxy_event(route, path, parameters, stage=settings.stage_name,
+                                        headers=[("User-Agent", PERSON)])
 
             operation, params = _capture(handler, make_event(), spec.name, settings.route_timeout_seconds)
             subjects.append(_Subject(spec, ROUTE_GOAL, make_event, lambda p=params: p, operation))

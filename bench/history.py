@@ -31,7 +31,7 @@ from localsite.events import LambdaContext, rest_proxy_event, stream_event
 
 AGES = (1, 30, 365)
 """After how many days of daily visits a visit is measured."""
-TAGS = {"bench": "a 5-letter tag", "\U0001d41a" * 64: "the largest key: 64 four-byte letters"}
+TAGS = {"bench": "a 5-letter tag", "\U00020000" * 64: "the largest key: 64 four-byte letters"}
 FIRST_DAY = date(2026, 1, 1)
 BUDGET = {"UpdateItem": 1}
 WRITE_UNITS = 1.0

@@ -12,6 +12,9 @@ import definition
 from bench import cost, history, prices
 from bench.coldstart import BYTECODE_MODES, ColdStart
 from bench.cost import CostInputs, CostModel, LineItem
+from bench.honest import HonestCounts
+from bench.honest import render_markdown as honest_section
+from bench.honest import summary_pairs as honest_summary
 from bench.packages import PackageSize
 from bench.roundtrips import BUDGET, RoundTrips
 from bench.siteload import POLL_SECONDS, SiteLoad
@@ -67,6 +70,8 @@ class Report:
     """Section -> why it was not measured."""
     load_average: tuple[float, float] | None = None
     """The machine's 1-minute load average at the start and the end of the run (other work skews timings)."""
+    honest: HonestCounts | None = None
+    """The bot check's cost and the visit's calls with and without the unique-visitor window."""
 
 
 def _ms(value: float) -> str:
@@ -152,6 +157,8 @@ def summary_rows(report: Report) -> list[Row]:
         for rate, items in report.cost.visits.items():
             rows.append(Row(f"cost per million visits at {rate:g}/s", _dollars(CostModel.total(items)),
                             NO_GOAL, NO_GOAL))
+    if report.honest is not None:
+        rows += [Row(figure, value, NO_GOAL, NO_GOAL) for figure, value in honest_summary(report.honest)]
     return rows
 
 
@@ -237,6 +244,7 @@ def render_markdown(report: Report) -> str:
     out += _cold_section(report) + _warm_section(report) + _round_trip_section(report)
     out += history.markdown_section(report.history, report.settings)
     out += _package_section(report) + _site_section(report) + _cost_section(report)
+    out += honest_section(report.honest) if report.honest is not None else []
     if report.skipped:
         out += ["## Not measured in this run", ""]
         out += [f"- {section}: {why}" for section, why in report.skipped.items()]

@@ -28,6 +28,7 @@ from bench.calls import functions_on_table
 from bench.stats import median, percentile
 from functions.keys import COUNT_ATTRIBUTE, PARTITION_KEY, TAG_PREFIX, TOTAL_KEY
 from localsite.aws import use_dummy_credentials
+from bench.honest import PERSON
 from localsite.events import LambdaContext, rest_proxy_event
 
 RATIO_GOAL = 1.5
@@ -155,8 +156,9 @@ def measure_warm(
                 else:
                     route = routes[spec.name]
                     parameters = {"tag": TAG} if "{tag}" in route.path else None
+                    # A browser's User-Agent, as people send: the visit runs its bot check.
                     event = rest_proxy_event(route, route.path.replace("{tag}", TAG), parameters,
-                                             stage=settings.stage_name)
+                                             stage=settings.stage_name, headers=[("User-Agent", PERSON)])
                     timeout = settings.route_timeout_seconds
                     cases = [(event, None)]
                 bare = getattr(bare_client, xform_name(operation))

@@ -1,4 +1,4 @@
-"""The Jinja2 + MarkupSafe layer that the page-rendering functions share."""
+"""The route functions' layer: Jinja2, MarkupSafe and crawlerdetect (the bot list), shared by the page functions."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ class TemplateLayer(pulumi.ComponentResource):
             source_code_hash=args.archive.sha256_base64,
             compatible_runtimes=[definition.RUNTIME],
             compatible_architectures=[definition.ARCHITECTURE],
-            description="Jinja2 and MarkupSafe, pinned in layer/requirements.txt",
+            description="Jinja2, MarkupSafe and crawlerdetect, pinned in layer/requirements.txt",
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.arn = self.layer.arn

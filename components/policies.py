@@ -43,15 +43,18 @@ def statement(
     return body
 
 
-def table_statement(spec: definition.FunctionSpec, table_arn: pulumi.Input[str]) -> dict[str, Any]:
-    """Exactly the table calls ``spec``'s handler makes, limited to the item keys it may touch."""
-    return statement(
-        "TableItems",
-        spec.actions,
-        [table_arn],
-        # ForAllValues: every partition key in the request must match one of the patterns.
-        {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(spec.leading_keys)}},
-    )
+def table_statements(spec: definition.FunctionSpec, table_arn: pulumi.Input[str]) -> list[dict[str, Any]]:
+    """Exactly the table calls ``spec``'s handler makes: one statement per grant, limited to its item keys."""
+    return [
+        statement(
+            "TableItems" + (str(index) if index else ""),
+            grant.actions,
+            [table_arn],
+            # ForAllValues: every partition key in the request must match one of the patterns.
+            {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(grant.leading_keys)}},
+        )
+        for index, grant in enumerate(spec.grants)
+    ]
 
 
 def log_statement(log_group_arn: pulumi.Input[str]) -> dict[str, Any]:

@@ -1,7 +1,9 @@
-"""The table's key design: one partition key, three namespaces that can never collide.
+"""The table's key design: one partition key, four namespaces that can never collide.
 
 A tag is stored under ``tag#<normalized tag>``; the site-wide total lives at ``site#total``;
-the stream processor's idempotency markers live under ``batch#<first sequence number>``.
+the stream processor's idempotency markers live under ``batch#<first sequence number>``; the unique-visitor
+window's markers live under ``visitor#<keyed hash>`` (``functions.visitors``), expire by TTL and, not being tag
+items, never reach the stream processor or the total.
 A tag named ``total`` is stored at ``tag#total`` and so can never address the total item.
 """
 
@@ -11,6 +13,7 @@ PARTITION_KEY = "pk"
 TAG_PREFIX = "tag#"
 TOTAL_KEY = "site#total"
 MARKER_PREFIX = "batch#"
+VISITOR_PREFIX = "visitor#"
 
 COUNT_ATTRIBUTE = "visits"
 TTL_ATTRIBUTE = "expires_at"
@@ -29,3 +32,8 @@ def total_key() -> dict[str, dict[str, str]]:
 def marker_key(batch_id: str) -> dict[str, dict[str, str]]:
     """The DynamoDB key of a stream batch's idempotency marker."""
     return {PARTITION_KEY: {"S": MARKER_PREFIX + batch_id}}
+
+
+def visitor_key(digest: str) -> dict[str, dict[str, str]]:
+    """The DynamoDB key of a visitor's window marker for one tag (``digest``: the keyed hash, never the visitor)."""
+    return {PARTITION_KEY: {"S": VISITOR_PREFIX + digest}}

@@ -1,5 +1,13 @@
 """What a tag is: decoding, normalization and validation of the ``{tag}`` path parameter.
 
+One visible tag, one count. A tag is normalized the way Unicode recommends for identifiers (NFKC with case
+folding, UAX #31 / UAX #15): full-width ``ｔｏｔａｌ``, ``TOTAL`` and ``total`` are one tag, and so are a ligature
+and its letters. What cannot be seen is refused rather than folded away: default-ignorable code points (zero-width
+characters, the combining grapheme joiner U+034F, variation selectors, the Hangul fillers U+115F, U+1160, U+3164
+and U+FFA0, which are letters by category but render blank) and more than ``MAX_MARKS_PER_BASE`` combining marks
+on one character (``a`` followed by 63 accents). A tag that was already in normal form keeps its key, so existing
+counts stay where they are (a tag normal under NFC but not NFKC, such as ``ｔｏｔａｌ``, now reaches ``total``).
+
 REST APIs hand handlers path parameters still percent-encoded (``caf%C3%A9``); the local site does the same.
 A valid tag never contains ``%``, so decoding an already decoded valid tag changes nothing: both forms give
 the same result. Decoding happens exactly once, so ``%2541`` stays ``%41`` and is rejected.
@@ -11,11 +19,37 @@ import unicodedata
 from urllib.parse import unquote
 
 MAX_LENGTH = 64
+MAX_MARKS_PER_BASE = 4
+"""Combining marks one character may carry: enough for Vietnamese, Thai, Hebrew points or a Tibetan stack."""
 PUNCTUATION = frozenset("-_.")
+
+# Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt, Unicode 15.1), which Python's unicodedata
+# does not expose: characters that render as nothing. Ranges are inclusive.
+DEFAULT_IGNORABLE: tuple[tuple[int, int], ...] = (
+    (0x00AD, 0x00AD),  # soft hyphen
+    (0x034F, 0x034F),  # combining grapheme joiner
+    (0x061C, 0x061C),  # Arabic letter mark
+    (0x115F, 0x1160),  # Hangul choseong and jungseong fillers
+    (0x17B4, 0x17B5),  # Khmer inherent vowels
+    (0x180B, 0x180F),  # Mongolian free variation selectors, vowel separator
+    (0x200B, 0x200F),  # zero width space, non-joiner, joiner, direction marks
+    (0x202A, 0x202E),  # bidirectional embeddings and overrides
+    (0x2060, 0x206F),  # word joiner, invisible operators, deprecated format characters
+    (0x3164, 0x3164),  # Hangul filler
+    (0xFE00, 0xFE0F),  # variation selectors
+    (0xFEFF, 0xFEFF),  # zero width no-break space (byte order mark)
+    (0xFFA0, 0xFFA0),  # halfwidth Hangul filler
+    (0xFFF0, 0xFFF8),  # unassigned, reserved as ignorable
+    (0x1BCA0, 0x1BCA3),  # shorthand format controls
+    (0x1D173, 0x1D17A),  # musical symbol format controls
+    (0xE0000, 0xE0FFF),  # tags and variation selectors supplement
+)
 
 RULE = (
     "A tag is 1 to 64 characters long and may use letters and digits of any language, "
-    "plus the hyphen (-), underscore (_) and full stop (.); a tag made only of full stops is not allowed."
+    "plus the hyphen (-), underscore (_) and full stop (.); a tag made only of full stops is not allowed, "
+    "nor invisible characters. Upper and lower case, and full-width or other look-alike forms of a letter, "
+    "are the same tag."
 )
 
 
@@ -30,6 +64,12 @@ class InvalidTag(ValueError):
         """What a valid tag is (visitor-facing)."""
 
 
+def is_default_ignorable(char: str) -> bool:
+    """Whether ``char`` is a Default_Ignorable_Code_Point: it renders as nothing."""
+    point = ord(char)
+    return any(first <= point <= last for first, last in DEFAULT_IGNORABLE)
+
+
 def _allowed(char: str, first: bool) -> bool:
     if char in PUNCTUATION:
         return True
@@ -40,6 +80,11 @@ def _allowed(char: str, first: bool) -> bool:
     return category.startswith("L") or category == "Nd"
 
 
+def fold(text: str) -> str:
+    """NFKC with case folding (NFKC, fold, NFKC again: folding can leave text that is not normalized)."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).strip().casefold())
+
+
 def normalize_tag(raw: str | None) -> str:
     """The normalized tag for a raw path parameter, or ``InvalidTag`` saying why it cannot be one."""
     if raw is None:
@@ -48,17 +93,23 @@ def normalize_tag(raw: str | None) -> str:
         decoded = unquote(raw, encoding="utf-8", errors="strict")
     except UnicodeDecodeError:
         raise InvalidTag("The tag is not valid UTF-8 text.") from None
-    # NFC before case folding so composed and decomposed input fold alike; again after, as folding can decompose.
-    tag = unicodedata.normalize("NFC", unicodedata.normalize("NFC", decoded).strip().casefold())
+    tag = fold(decoded)
     if not tag:
         raise InvalidTag("The tag is empty.")
     if len(tag) > MAX_LENGTH:
         raise InvalidTag(f"The tag is {len(tag)} characters long.")
     if all(char == "." for char in tag):
         raise InvalidTag("A tag cannot be made only of full stops.")
+    marks = 0
     for index, char in enumerate(tag):
+        # Before the category check: the Hangul fillers are letters by category, the joiners marks.
+        if is_default_ignorable(char):
+            raise InvalidTag("The tag contains an invisible character.")
         if not _allowed(char, first=index == 0):
             if unicodedata.category(char).startswith("M"):
                 raise InvalidTag("A tag cannot start with a combining mark.")
             raise InvalidTag("The tag contains a character that is not allowed.")
+        marks = marks + 1 if unicodedata.category(char).startswith("M") else 0
+        if marks > MAX_MARKS_PER_BASE:
+            raise InvalidTag(f"A character of the tag carries more than {MAX_MARKS_PER_BASE} combining marks.")
     return tag

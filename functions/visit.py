@@ -1,4 +1,4 @@
-"""``GET /tags/{tag}``: counts one visit (one atomic ``UpdateItem``) and shows its number. Never cached."""
+"""``GET /tags/{tag}``: counts one visit (``functions.counting``) and shows its number, or why it did not count."""
 
 from __future__ import annotations
 
@@ -11,4 +11,7 @@ def handler(request: Request) -> Page:
     """Lambda handler ``(event, context) -> response`` for a tag's visit page."""
     tag = request.tag()  # validated before anything is written
     visit = count_visit(request, tag)
-    return Page("visit.html", {"tag": tag, "number": visit.visits, "count_href": request.link("counts", tag)})
+    return Page(
+        "visit.html",
+        {"tag": tag, "number": visit.visits, "note": visit.note, "count_href": request.link("counts", tag)},
+    )

@@ -54,7 +54,8 @@ def rest_proxy_event(
     """A REST API proxy event for ``path`` (without the stage prefix, still percent-encoded).
 
     Path parameters stay percent-encoded, as REST APIs deliver them; ``requestContext.path`` carries the
-    stage prefix, as it does on the default execute-api domain.
+    stage prefix, as it does on the default execute-api domain. ``requestContext.identity`` carries the client's
+    address (``source_ip``) and its ``User-Agent`` header (``None`` when it sent none), as API Gateway fills it.
     """
     header_list = list(headers)
     query_list = list(query)

@@ -18,6 +18,7 @@ import importlib
 import json
 import logging
 import os
+import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -157,7 +158,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
             status, headers, body = self.site._stopping_page()
         else:
             try:
-                status, headers, body = self.site.respond(self.command, self.path, list(self.headers.items()))
+                status, headers, body = self.site.respond(
+                    self.command, self.path, list(self.headers.items()), source_ip=self.client_address[0]
+                )
             except Exception:  # a fault of the local site itself: answer, log, keep serving
                 log.exception("could not answer %s %s", self.command, self.path)
                 status, headers, body = 500, [("Content-Type", "text/plain; charset=utf-8")], b"local site error\n"
@@ -281,8 +284,14 @@ class LocalSite:
         self._stack.callback(server.server_close)
 
     def _start_aws(self) -> None:
-        # What the program sets on every deployed function, set here for the same handlers.
-        for name, value in {**definition.function_environment(self.settings), TABLE_NAME_ENV: self.table_name}.items():
+        # What the program sets on every deployed function, set here for the same handlers; the unique-visitor
+        # window's key is random per run (the window's markers are not saved across restarts either).
+        environment = {
+            **definition.function_environment(self.settings),
+            **definition.visitor_key_environment(self.settings, secrets.token_urlsafe(32)),
+            TABLE_NAME_ENV: self.table_name,
+        }
+        for name, value in environment.items():
             self._stack.callback(_restore_env, name, os.environ.get(name))
             os.environ[name] = value
         hooks.install()
@@ -393,8 +402,10 @@ class LocalSite:
             found = self._handlers[route.function.handler] = import_handler(route.function.handler)
         return found
 
-    def respond(self, method: str, target: str, headers: list[tuple[str, str]]) -> tuple[int, list[tuple[str, str]], bytes]:
-        """What API Gateway would answer to ``method target`` (target: path and query, as sent)."""
+    def respond(
+        self, method: str, target: str, headers: list[tuple[str, str]], source_ip: str = "127.0.0.1"
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """What API Gateway would answer to ``method target`` (target: path and query, as sent) from ``source_ip``."""
         raw_path, _, query = target.partition("?")
         stage = self.settings.stage_name
         if raw_path == "/":
@@ -417,6 +428,7 @@ class LocalSite:
             method=method,
             headers=headers,
             query=parse_qsl(query, keep_blank_values=True),
+            source_ip=source_ip,
             domain_name=self.host,
         )
         if raw_path == prefix:

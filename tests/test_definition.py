@@ -53,6 +53,10 @@ def test_config_keys_are_camel_case_and_typed() -> None:
         ("logRetentionDays", "0", "logRetentionDays"),
         ("throttleRateLimit", "0", "throttleRateLimit"),
         ("iteratorAgeAlarmMs", "0", "iteratorAgeAlarmMs"),
+        ("countBots", "maybe", "countBots must be a bool"),
+        ("uniqueVisitorWindowMinutes", "half an hour", "uniqueVisitorWindowMinutes must be a int"),
+        ("uniqueVisitorWindowMinutes", "-1", "uniqueVisitorWindowMinutes must be between 0"),
+        ("uniqueVisitorWindowMinutes", "10081", "10080"),
     ],
 )
 def test_a_value_aws_would_reject_is_named(key: str, value: str, message: str) -> None:
@@ -65,3 +69,27 @@ def test_the_processor_timeout_floor_leaves_room_for_the_write_margin() -> None:
     # settings accept must leave a batch time to be read before that margin is reached.
     assert definition.MIN_PROCESSOR_TIMEOUT_SECONDS * 1000 >= 2 * SAFETY_MARGIN_MS
     assert Settings().processor_timeout_seconds >= definition.MIN_PROCESSOR_TIMEOUT_SECONDS
+
+
+def test_honest_count_settings_default_off_and_reach_the_functions_as_environment() -> None:
+    # Bots are not counted by default; every load counts (no window) by default.
+    assert (Settings().count_bots, Settings().unique_visitor_window_minutes) == (False, 0)
+    parsed = settings_from({"countBots": "true", "uniqueVisitorWindowMinutes": "30"})
+    assert (parsed.count_bots, parsed.unique_visitor_window_minutes) == (True, 30)
+    environment = definition.function_environment(parsed)
+    assert environment["COUNT_BOTS"] == "true" and environment["UNIQUE_VISITOR_WINDOW_MINUTES"] == "30"
+    assert "VISITOR_KEY" not in environment  # the secret is never a plain setting
+    assert definition.function_environment(Settings())["COUNT_BOTS"] == "false"
+    # The key goes only with a window, only where asked for (the counting functions).
+    assert definition.visitor_key_environment(parsed, "k") == {"VISITOR_KEY": "k"}
+    assert definition.visitor_key_environment(Settings(), "k") == {}
+
+
+def test_only_counting_functions_may_write_visitor_markers() -> None:
+    counting = {spec.name for spec in definition.FUNCTIONS if spec.counts_visits}
+    assert "visit" in counting and not counting & {"home", "count", "stream"}
+    for spec in definition.FUNCTIONS:
+        writes_markers = any(key.startswith("visitor#") for _, key in spec.pairs())
+        assert writes_markers is spec.counts_visits
+    assert ("dynamodb:PutItem", "tag#*") not in definition.VISIT.pairs()
+    assert ("dynamodb:PutItem", "visitor#*") in definition.VISIT.pairs()

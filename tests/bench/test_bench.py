@@ -230,3 +230,28 @@ def test_command_line_help_lists_the_options():
     assert done.returncode == 0
     for option in ("--quick", "--skip", "--skip-layer", "--no-write", "--output", "--runs"):
         assert option in done.stdout
+
+
+def test_honest_counts_figures_and_their_guard():
+    from bench import honest
+
+    # GIVEN the real visit handler against moto, WHEN the four kinds of visit are measured
+    result = honest.measure(SETTINGS, runs=1, iterations=20)
+    by_case = {visit.case: visit for visit in result.visits}
+    assert set(by_case) == set(honest.BUDGET)
+    # THEN each makes the design's calls, with DynamoDB's units, and nothing is flagged
+    assert result.regressions() == []
+    assert (by_case["person, window off"].read_units, by_case["person, window off"].write_units) == (0.0, 1.0)
+    assert (by_case["bot"].read_units, by_case["bot"].write_units) == (1.0, 0.0)
+    assert by_case["person, window on, first visit"].write_units == 2.0
+    assert (by_case["person, window on, repeat"].read_units, by_case["person, window on, repeat"].write_units) == (
+        1.0, 1.0)
+    bots = result.bots
+    assert bots is not None and bots.compile_ms > 0 and bots.importtime_ms > 0 and bots.check_person_us > 0
+    assert 0 < bots.package_zipped_bytes < bots.package_bytes
+    section = "\n".join(honest.render_markdown(result))
+    assert "## Honest counts" in section and "window on, repeat" in section
+    # A repeat that counted, or an extra call, is a regression the run fails on.
+    by_case["person, window on, repeat"].counted = True
+    by_case["bot"].round_trips["UpdateItem"] = 1
+    assert len(result.regressions()) == 2

@@ -47,11 +47,19 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSite]:
         yield started
 
 
+def person_user_agent(browser: Any) -> str:
+    """The User-Agent of this Chromium as a person runs it: headless Chromium says ``HeadlessChrome``, a bot."""
+    return (
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        f"Chrome/{browser.version} Safari/537.36"
+    )
+
+
 class Visitor:
-    """A browser tab with scripts on or off that records every request it makes."""
+    """A browser tab with scripts on or off that records every request it makes (a person's User-Agent)."""
 
     def __init__(self, browser: Any, javascript: bool) -> None:
-        self.context = browser.new_context(java_script_enabled=javascript)
+        self.context = browser.new_context(java_script_enabled=javascript, user_agent=person_user_agent(browser))
         self.page = self.context.new_page()
         self.requests: list[str] = []
         self.console: list[str] = []

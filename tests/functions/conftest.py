@@ -29,6 +29,8 @@ TABLE = "tag-counter-test"
 STAGE = "dev"
 EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
 HANDLERS = {route.path: route.function.handler for route in ROUTES}
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
+"""The User-Agent of the events' visitor unless a test says otherwise: a person's browser, which counts."""
 
 
 def load_event(name: str) -> dict[str, Any]:
@@ -141,18 +143,30 @@ class Site:
     def __post_init__(self) -> None:
         self.reader = StreamReader(self.streams, self.stream_arn)
 
-    def event(self, path: str, *, method: str = "GET", stage: str | None = None, **kwargs: Any) -> dict[str, Any]:
-        """A REST proxy event for a raw (percent-encoded) path, as API Gateway builds it."""
+    def event(
+        self,
+        path: str,
+        *,
+        method: str = "GET",
+        stage: str | None = None,
+        user_agent: str | None = BROWSER,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """A REST proxy event for a raw (percent-encoded) path, as API Gateway builds it (``user_agent=None``:
+        the request had no User-Agent header; ``source_ip=...`` sets the client's address)."""
         found = match_route(path)
         assert found is not None, f"no route for {path}"
         route, parameters = found
+        headers = [("Host", "abc123.execute-api.us-east-1.amazonaws.com")]
+        if user_agent is not None:
+            headers.append(("User-Agent", user_agent))
         return rest_proxy_event(
             route,
             path,
             parameters,
             stage=self.stage if stage is None else stage,
             method=method,
-            headers=[("Host", "abc123.execute-api.us-east-1.amazonaws.com"), ("User-Agent", "pytest")],
+            headers=headers,
             **kwargs,
         )
 

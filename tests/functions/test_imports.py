@@ -35,10 +35,16 @@ def test_no_module_in_functions_imports_pulumi() -> None:
 def test_stream_processor_never_imports_jinja2() -> None:
     loaded = loaded_modules("functions.stream_processor")
     assert "functions.stream_processor" in loaded
-    assert not {name for name in loaded if name.startswith(("jinja2", "markupsafe"))}
+    assert not {name for name in loaded if name.startswith(("jinja2", "markupsafe", "crawlerdetect"))}
     assert "functions.web" not in loaded
 
 
 def test_route_handlers_do_import_jinja2() -> None:
     # The counterpart of the test above: it can tell the difference.
     assert "jinja2" in loaded_modules("functions.visit")
+
+
+def test_only_the_counting_function_loads_the_bot_list() -> None:
+    # Its pattern compiles at import (about 15 ms of init): the pages that never count do not pay for it.
+    assert "crawlerdetect" in loaded_modules("functions.visit")
+    assert not {name for name in loaded_modules("functions.home", "functions.count") if name.startswith("crawlerdetect")}

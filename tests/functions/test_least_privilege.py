@@ -2,7 +2,8 @@
 
 ``definition.FUNCTIONS`` feeds the stack's IAM policies; this test records what the real handlers actually call
 (botocore ``before-call`` hook) across their success and recovery paths, so a policy can be neither too wide
-nor too narrow.
+nor too narrow. Route functions are checked pair by pair: every (action, key) a call makes is granted, and every
+granted (action, key pattern) is used by some path.
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ from __future__ import annotations
 from fnmatch import fnmatchcase
 from typing import Any
 
+import pytest
+
 from definition import COUNT, HOME, STREAM_PROCESSOR, VISIT, FunctionSpec
+from functions import rules
 from functions.store import get_store
 
 from .conftest import Call, Site, record_calls
@@ -24,24 +28,50 @@ TRANSACT_ACTIONS = {
 }
 
 
-def actions_and_keys(calls: list[Call]) -> tuple[set[str], set[str]]:
-    """The IAM actions and the partition keys a list of API calls needs."""
-    actions: set[str] = set()
-    keys: set[str] = set()
+def used_pairs(calls: list[Call]) -> set[tuple[str, str]]:
+    """The (IAM action, partition key) pairs a list of API calls needs."""
+    pairs: set[tuple[str, str]] = set()
     for call in calls:
         params: dict[str, Any] = call.params
         if call.operation == "TransactWriteItems":
             for item in params["TransactItems"]:
                 [(kind, body)] = item.items()
-                actions.add("dynamodb:" + TRANSACT_ACTIONS[kind])
-                keys.add((body.get("Key") or body.get("Item"))["pk"]["S"])
+                pairs.add(("dynamodb:" + TRANSACT_ACTIONS[kind], (body.get("Key") or body.get("Item"))["pk"]["S"]))
             continue
-        actions.add("dynamodb:" + call.operation)
-        if "Key" in params:
-            keys.add(params["Key"]["pk"]["S"])
+        action = "dynamodb:" + call.operation
+        for key in (params.get("Key"), params.get("Item")):
+            if key:
+                pairs.add((action, key["pk"]["S"]))
         for table in (params.get("RequestItems") or {}).values():
-            keys.update(key["pk"]["S"] for key in table["Keys"])
-    return actions, keys
+            pairs.update((action, key["pk"]["S"]) for key in table["Keys"])
+    return pairs
+
+
+def actions_and_keys(calls: list[Call]) -> tuple[set[str], set[str]]:
+    """The IAM actions and the partition keys a list of API calls needs."""
+    pairs = used_pairs(calls)
+    return {action for action, _ in pairs}, {key for _, key in pairs}
+
+
+def assert_granted(spec: FunctionSpec, calls: list[Call]) -> None:
+    """Every (action, key) the calls use is granted (a path that need not use every grant)."""
+    used = used_pairs(calls)
+    assert used, f"{spec.name} made no call: the test would prove nothing"
+    for action, key in sorted(used):
+        assert any(a == action and fnmatchcase(key, p) for a, p in spec.pairs()), f"{spec.name}: {action} on {key}"
+
+
+def assert_exact_pairs(spec: FunctionSpec, calls: list[Call]) -> None:
+    """Every (action, key) used is granted, and every granted (action, key pattern) is used."""
+    used = used_pairs(calls)
+    granted = spec.pairs()
+    assert used, f"{spec.name} made no call: the test would prove nothing"
+    for action, key in sorted(used):
+        assert any(a == action and fnmatchcase(key, p) for a, p in granted), f"{spec.name}: {action} on {key}"
+    for action, pattern in sorted(granted):
+        assert any(a == action and fnmatchcase(key, pattern) for a, key in used), (
+            f"{spec.name} is granted {action} on {pattern} but no path uses it"
+        )
 
 
 def assert_matches(spec: FunctionSpec, calls: list[Call]) -> None:
@@ -52,21 +82,32 @@ def assert_matches(spec: FunctionSpec, calls: list[Call]) -> None:
         assert any(fnmatchcase(key, pattern) for pattern in spec.leading_keys), (spec.name, key)
 
 
-def test_route_handlers_call_exactly_their_actions(site: Site) -> None:
+BOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+
+
+def test_route_handlers_call_exactly_their_actions(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = record_calls(get_store().client)
     site.get("/")
     assert [call.operation for call in calls] == ["GetItem"]
-    assert_matches(HOME, calls)
-
-    calls.clear()
-    site.get("/tags/hello")
-    assert [call.operation for call in calls] == ["UpdateItem"]
-    assert_matches(VISIT, calls)
+    assert_exact_pairs(HOME, calls)
 
     calls.clear()
     site.get("/counts/hello")
     assert [call.operation for call in calls] == ["BatchGetItem"]
-    assert_matches(COUNT, calls)
+    assert_exact_pairs(COUNT, calls)
+
+    # The visit page's every path: a visit, a bot, and with a unique-visitor window a first and a repeat visit.
+    calls.clear()
+    site.get("/tags/hello")
+    assert [call.operation for call in calls] == ["UpdateItem"]
+    site.get("/tags/hello", user_agent=BOT)
+    assert [call.operation for call in calls][1:] == ["GetItem"]
+    monkeypatch.setenv(rules.WINDOW_MINUTES_ENV, "30")
+    monkeypatch.setenv(rules.VISITOR_KEY_ENV, "test-key")
+    site.get("/tags/hello")
+    site.get("/tags/hello")
+    assert [call.operation for call in calls][2:] == ["PutItem", "UpdateItem", "PutItem", "GetItem"]
+    assert_exact_pairs(VISIT, calls)
 
 
 def test_invalid_and_refused_requests_call_nothing(site: Site) -> None:

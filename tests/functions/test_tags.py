@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from definition import EXAMPLE_TAGS as DEFINITION_EXAMPLES
-from functions.tags import MAX_LENGTH, InvalidTag, normalize_tag
+from functions.tags import DEFAULT_IGNORABLE, MAX_LENGTH, MAX_MARKS_PER_BASE, InvalidTag, fold, normalize_tag
 from functions.web import EXAMPLE_TAGS
 
 
@@ -38,7 +38,7 @@ from functions.web import EXAMPLE_TAGS
 )
 def test_valid_tags_normalize(raw: str, expected: str) -> None:
     assert normalize_tag(raw) == expected
-    assert unicodedata.is_normalized("NFC", normalize_tag(raw))
+    assert unicodedata.is_normalized("NFKC", normalize_tag(raw))
 
 
 @pytest.mark.parametrize(
@@ -59,7 +59,7 @@ def test_valid_tags_normalize(raw: str, expected: str) -> None:
         ("a b", "not allowed"),
         ("%F0%9F%98%80", "not allowed"),  # emoji
         ("😀", "not allowed"),
-        ("a\u200db", "not allowed"),  # zero-width joiner (Cf)
+        ("a\u200db", "invisible"),  # zero-width joiner: default-ignorable
         ("a%0Ab", "not allowed"),  # a control character inside
         (".", "full stops"),
         ("..", "full stops"),
@@ -119,3 +119,83 @@ def test_any_input_either_normalizes_or_raises_invalid_tag(text: str) -> None:
         return
     assert tag == tag.strip() and "%" not in tag and tag.replace(".", "")
     assert not unicodedata.category(tag[0]).startswith("M")
+
+
+# --- one visible tag, one count (issue 12) ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("ｔｏｔａｌ", "total"),  # full-width: the tag "total", not a second one that looks the same
+        ("%EF%BD%94%EF%BD%8F%EF%BD%94%EF%BD%81%EF%BD%8C", "total"),  # the same, percent-encoded
+        ("ＴＯＴＡＬ", "total"),
+        ("ﬁle", "file"),  # a ligature and its letters
+        ("ℌello", "hello"),  # a mathematical letter
+        ("ｶﾀｶﾅ", "カタカナ"),  # half-width katakana
+        ("a" + "\u0301" * MAX_MARKS_PER_BASE, "á" + "\u0301" * (MAX_MARKS_PER_BASE - 1)),  # within the bound
+        ("tiếng-việt", "tiếng-việt"),
+        ("שָׁלוֹם", "שָׁלוֹם"),  # Hebrew with points (two marks on one letter)
+        ("བསྒྲུབས", "བསྒྲུབས"),  # a Tibetan stack: three marks under one letter
+    ],
+)
+def test_look_alike_forms_are_one_tag(raw: str, expected: str) -> None:
+    assert normalize_tag(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        ("\u3164", "invisible"),  # HANGUL FILLER: a letter by category, renders blank
+        ("\u115f", "invisible"),  # HANGUL CHOSEONG FILLER
+        ("\u1160", "invisible"),  # HANGUL JUNGSEONG FILLER
+        ("\uffa0", "invisible"),  # HALFWIDTH HANGUL FILLER (NFKC maps it to U+1160)
+        ("hello\u3164", "invisible"),
+        ("%E3%85%A4", "invisible"),  # U+3164, percent-encoded
+        ("hello\u034f", "invisible"),  # COMBINING GRAPHEME JOINER: shows as "hello"
+        ("hello\ufe0f", "invisible"),  # VARIATION SELECTOR-16: shows as "hello"
+        ("hello\ufe00", "invisible"),
+        ("hello\U000e0100", "invisible"),  # VARIATION SELECTOR-17
+        ("hel\u00adlo", "invisible"),  # soft hyphen
+        ("hel\u200blo", "invisible"),  # zero width space
+        ("\ufeffhello", "invisible"),  # byte order mark
+        ("a\u180bb", "invisible"),  # Mongolian free variation selector
+        ("a" + "\u0301" * 63, "combining marks"),  # one letter carrying 63 accents
+        ("a" + "\u0300\u0301\u0302\u0303\u0304\u0306", "combining marks"),
+        ("ab" + "\u0308" * (MAX_MARKS_PER_BASE + 2), "combining marks"),
+    ],
+)
+def test_invisible_and_overloaded_tags_are_refused(raw: str, problem: str) -> None:
+    with pytest.raises(InvalidTag) as caught:
+        normalize_tag(raw)
+    assert problem in caught.value.problem
+
+
+def test_every_default_ignorable_code_point_is_refused() -> None:
+    checked = 0
+    for first, last in DEFAULT_IGNORABLE:
+        for point in range(first, min(last, first + 40) + 1):
+            with pytest.raises(InvalidTag):
+                normalize_tag("a" + chr(point) + "b")
+            checked += 1
+    assert checked > 100
+
+
+def _previous_normalization(raw: str) -> str:
+    """The rule before look-alikes were folded: NFC, trimmed, case-folded, NFC again."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", raw).strip().casefold())
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(max_size=40))
+def test_a_key_that_was_already_normal_is_unchanged(text: str) -> None:
+    # Every key the old rule produced that is also NFKC-normal folds to itself: its count stays reachable.
+    # (Validation then adds only the two new refusals, invisible characters and overloaded marks.)
+    old = _previous_normalization(text)
+    if unicodedata.is_normalized("NFKC", old):
+        assert fold(old) == old
+
+
+@pytest.mark.parametrize("tag", ["hello", "serverless", "café", "total", "straße", "日本語", "नमस्ते", "a-b_c.d"])
+def test_tags_counted_before_keep_their_key(tag: str) -> None:
+    assert normalize_tag(_previous_normalization(tag)) == _previous_normalization(tag)

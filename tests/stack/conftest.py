@@ -5,7 +5,7 @@ would compute, such as ARNs), and ``RecordingMonitor`` keeps every registration 
 its parent, its dependencies and its resource options. Mocks are installed before ``__main__.py`` runs.
 
 The Jinja2 layer is the one thing not built for real here: ``build_layer`` would call pip against PyPI.
-``fake_build_layer`` zips the Jinja2 and MarkupSafe this virtualenv has installed instead (right packages,
+``fake_build_layer`` zips the Jinja2, MarkupSafe and crawlerdetect this virtualenv has installed instead (right packages,
 wrong platform); the real, networked build has its own test in ``test_packaging.py``.
 """
 
@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import crawlerdetect
 import jinja2
 import markupsafe
 import pulumi
@@ -35,6 +36,8 @@ from components import packaging
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 PROJECT = "tag-counter"
+MOCK_VISITOR_KEY = "mock-visitor-key-0123456789abcdef0123456789abcdef"
+"""What the mocked ``pulumi_random.RandomPassword`` returns: tests look for it where it must never be."""
 
 
 def physical_name(logical: str, inputs: dict[str, Any]) -> str:
@@ -77,6 +80,9 @@ def computed_outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, A
         return {"invokeUrl": f"https://{inputs['restApi']}.execute-api.{REGION}.amazonaws.com/{inputs['stageName']}"}
     if typ == "aws:lambda/eventSourceMapping:EventSourceMapping":
         return {"uuid": f"{name}-uuid"}
+    if typ == "random:index/randomPassword:RandomPassword":
+        # As the engine returns it: RandomPassword's result is a secret (additional_secret_outputs).
+        return {"result": {rpc._special_sig_key: rpc._special_secret_sig, "value": MOCK_VISITOR_KEY}}
     if typ == "aws:cloudwatch/metricAlarm:MetricAlarm":
         return {"name": physical, "arn": arn_prefix.format("cloudwatch") + f"alarm:{physical}"}
     return {}
@@ -121,6 +127,9 @@ class Registration:
     replace_on_changes: list[str]
     state: dict[str, Any]
     """Inputs plus computed outputs (wire names, camelCase)."""
+    additional_secret_outputs: list[str] = field(default_factory=list)
+    secret_inputs: list[str] = field(default_factory=list)
+    """Top-level inputs that hold a secret somewhere (the engine encrypts them in the state)."""
 
     def __getitem__(self, key: str) -> Any:
         return self.state[key]
@@ -152,9 +161,33 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 delete_before_replace=bool(request.deleteBeforeReplace),
                 replace_on_changes=list(request.replaceOnChanges),
                 state=dict(self.resources[response.urn].state) if response.urn in self.resources else {},
+                additional_secret_outputs=list(request.additionalSecretOutputs),
+                secret_inputs=_secret_inputs(request.object),
             )
         )
         return response
+
+
+def reveal(value: Any) -> Any:
+    """A state value with Pulumi's secret wrappers removed (the mock state keeps them as the wire carries them)."""
+    if isinstance(value, dict):
+        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+            return reveal(value.get("value"))
+        return {key: reveal(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [reveal(item) for item in value]
+    return value
+
+
+def _secret_inputs(inputs: Any) -> list[str]:
+    """The names of the serialized inputs whose value carries Pulumi's secret signature anywhere inside."""
+    from google.protobuf import json_format
+
+    found = []
+    for name, value in json_format.MessageToDict(inputs).items():
+        if rpc._special_secret_sig in json.dumps(value):
+            found.append(name)
+    return found
 
 
 @dataclass
@@ -182,9 +215,9 @@ class ProgramRun:
 
 
 def fake_build_layer(cache_dir: Path = packaging.BUILD_DIR / "layer-test") -> Path:
-    """A layer zip from this virtualenv's Jinja2 and MarkupSafe, for mock runs only (see the module docstring)."""
+    """A layer zip from this virtualenv's layer packages, for mock runs only (see the module docstring)."""
     entries: list[tuple[str, Path]] = []
-    for package in (jinja2, markupsafe):
+    for package in (jinja2, markupsafe, crawlerdetect):
         package_dir = Path(package.__file__).parent
         for path in package_dir.rglob("*"):
             if path.is_file() and "__pycache__" not in path.parts:

@@ -196,21 +196,25 @@ def test_layer_build_gives_jinja2_for_lambdas_platform(tmp_path: Path, monkeypat
         wheel = zf.read(next(n for n in names if n.startswith("python/markupsafe-") and n.endswith("/WHEEL")))
         assert "Tag: cp313-cp313-manylinux2014_aarch64" in wheel.decode().splitlines()
         versions = {n.split("/")[1] for n in names if n.endswith(".dist-info/METADATA")}
-    assert versions == {"jinja2-3.1.6.dist-info", "markupsafe-3.0.4.dist-info"}
+    assert versions == {"jinja2-3.1.6.dist-info", "markupsafe-3.0.4.dist-info", "crawlerdetect-0.4.2.dist-info"}
     with zipfile.ZipFile(archive) as zf:
         elf = zf.read(extensions[0])
     assert elf[:4] == b"\x7fELF" and int.from_bytes(elf[18:20], "little") == 183  # EM_AARCH64
 
-    # Jinja2 imports from the layer's tree alone (MarkupSafe falls back to pure Python off-platform).
-    script = (
-        "import sys; sys.path.insert(0, sys.argv[1]); import jinja2, markupsafe; "
-        "assert jinja2.__file__.startswith(sys.argv[1]), jinja2.__file__; "
-        "print(jinja2.Environment(autoescape=True).from_string('{{ x }}').render(x='<b>'))"
-    )
-    result = subprocess.run(
-        [sys.executable, "-S", "-c", script, str(tree / "python")], capture_output=True, text=True, check=True
-    )
-    assert result.stdout.strip() == "&lt;b&gt;"
+    # Jinja2 imports from the layer's tree alone (MarkupSafe falls back to pure Python off-platform), and so does
+    # the bot list (pure Python), which knows a crawler.
+    for package, expression, printed in (
+        ("jinja2", "jinja2.Environment(autoescape=True).from_string('{{ x }}').render(x='<b>')", "&lt;b&gt;"),
+        ("crawlerdetect", "crawlerdetect.CrawlerDetect().is_crawler('Googlebot/2.1')", "True"),
+    ):
+        script = (
+            f"import sys; sys.path.insert(0, sys.argv[1]); import {package}; "
+            f"assert {package}.__file__.startswith(sys.argv[1]), {package}.__file__; print({expression})"
+        )
+        result = subprocess.run(
+            [sys.executable, "-S", "-c", script, str(tree / "python")], capture_output=True, text=True, check=True
+        )
+        assert result.stdout.strip() == printed
 
     # Built again elsewhere, the same pins give the same bytes; built again here, pip does not run.
     assert packaging.build_layer(tmp_path / "other", compiler=None).read_bytes() == archive.read_bytes()
