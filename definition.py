@@ -8,12 +8,14 @@ what runs in Lambda gets its settings from environment variables the program set
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from functions.history import DEFAULT_HISTORY_DAYS, HISTORY_DAYS_ENV, MAX_HISTORY_DAYS
+from functions import links
 from functions.keys import MARKER_PREFIX, PARTITION_KEY, TAG_PREFIX, TOTAL_KEY, TTL_ATTRIBUTE
 
 PROJECT = "tag-counter"
@@ -30,9 +32,10 @@ LAYER_PYTHON_VERSION = "3.13"
 LAYER_PLATFORM = "manylinux2014_aarch64"
 LAYER_REQUIREMENTS = ROOT / "layer" / "requirements.txt"
 
-# What the code archive holds: these folders, and only their .py and template files.
+# What the code archive holds: these folders, and only their .py, template and data files
+# (``functions/badge_widths.json`` is the badges' text-width table).
 CODE_DIRECTORIES = ("functions", "templates")
-CODE_SUFFIXES = (".py", ".html", ".css")
+CODE_SUFFIXES = (".py", ".html", ".css", ".svg", ".json")
 
 
 @dataclass(frozen=True)
@@ -62,28 +65,53 @@ class Route:
 
     @property
     def name(self) -> str:
+        """The route's name, the pages' handle for linking to it: its function's name."""
         return self.function.name
 
 
 HOME = FunctionSpec(
-    name="home",
+    name=links.HOME,
     handler="functions.home.handler",
     actions=("dynamodb:GetItem",),
     leading_keys=(TOTAL_KEY,),
     uses_templates=True,
 )
 VISIT = FunctionSpec(
-    name="visit",
+    name=links.VISIT,
     handler="functions.visit.handler",
-    actions=("dynamodb:UpdateItem",),
+    # UpdateItem counts the visit; a HEAD reads the tag with GetItem instead (functions.counting).
+    actions=("dynamodb:GetItem", "dynamodb:UpdateItem"),
     leading_keys=(TAG_PREFIX + "*",),
     uses_templates=True,
 )
 COUNT = FunctionSpec(
-    name="count",
+    name=links.COUNT,
     handler="functions.count.handler",
     actions=("dynamodb:BatchGetItem",),
     leading_keys=(TAG_PREFIX + "*", TOTAL_KEY),
+    uses_templates=True,
+)
+VISIT_BADGE = FunctionSpec(
+    name=links.VISIT_BADGE,
+    handler="functions.visit_badge.handler",
+    # The same rule as the visit page: UpdateItem counts, a HEAD reads with GetItem.
+    actions=("dynamodb:GetItem", "dynamodb:UpdateItem"),
+    leading_keys=(TAG_PREFIX + "*",),
+    uses_templates=True,
+)
+COUNT_BADGE = FunctionSpec(
+    name=links.COUNT_BADGE,
+    handler="functions.count_badge.handler",
+    actions=("dynamodb:GetItem",),
+    leading_keys=(TAG_PREFIX + "*",),
+    uses_templates=True,
+)
+COUNT_BADGE_JSON = FunctionSpec(
+    name=links.COUNT_BADGE_JSON,
+    handler="functions.count_badge_json.handler",
+    actions=("dynamodb:GetItem",),
+    leading_keys=(TAG_PREFIX + "*",),
+    # It renders no template, but shares the badges' module (functions.badge), which imports Jinja2.
     uses_templates=True,
 )
 STREAM_PROCESSOR = FunctionSpec(
@@ -100,6 +128,11 @@ ROUTES: tuple[Route, ...] = (
     Route("/", HOME),
     Route("/tags/{tag}", VISIT),
     Route("/counts/{tag}", COUNT),
+    # A path part may hold only [A-Za-z0-9._-] or be one whole {parameter} (API Gateway): hence
+    # ``{tag}/badge.svg``, not ``{tag}.svg``.
+    Route("/tags/{tag}/badge.svg", VISIT_BADGE),
+    Route("/counts/{tag}/badge.svg", COUNT_BADGE),
+    Route("/counts/{tag}/badge.json", COUNT_BADGE_JSON),
 )
 
 FUNCTIONS: tuple[FunctionSpec, ...] = tuple(route.function for route in ROUTES) + (STREAM_PROCESSOR,)
@@ -215,13 +248,22 @@ class Settings:
             raise ValueError(f"historyDays must be between 1 and {MAX_HISTORY_DAYS}: each day is kept on every tag item")
 
 
-def function_environment(settings: Settings) -> dict[str, str]:
-    """The environment variables every function gets besides ``TABLE_NAME``: the settings its code reads.
+def route_paths(routes: Sequence[Route] | None = None) -> dict[str, str]:
+    """Route name -> path template, for the pages' links (``functions.links``); ``ROUTES`` by default."""
+    return {route.name: route.path for route in (ROUTES if routes is None else routes) if route.method == "GET"}
+
+
+def function_environment(settings: Settings, routes: Sequence[Route] | None = None) -> dict[str, str]:
+    """The environment variables every function gets besides ``TABLE_NAME``: the settings its code reads,
+    and the route table its links are built from (``routes``, ``ROUTES`` by default).
 
     The Pulumi program sets exactly these on each deployed function; the local site, the tests and the
     benchmarks set the same, so a function never sees a setting another way.
     """
-    return {HISTORY_DAYS_ENV: str(settings.history_days)}
+    return {
+        HISTORY_DAYS_ENV: str(settings.history_days),
+        links.ROUTE_PATHS_ENV: json.dumps(route_paths(routes), separators=(",", ":")),
+    }
 
 
 def _parse(key: str, raw: Any, kind: type) -> Any:

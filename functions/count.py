@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functions.store import get_store
+from functions import links
 from functions.web import COUNT_CACHE_CONTROL, Page, Request, page_handler
 
 
@@ -13,5 +14,5 @@ def handler(request: Request) -> Page:
     visits, total = get_store().read_counts(tag)
     return Page(
         "count.html",
-        {"tag": tag, "visits": visits, "total": total, "visit_href": request.link("tags", tag)},
+        {"tag": tag, "visits": visits, "total": total, "visit_href": request.link(links.VISIT, tag=tag)},
     )

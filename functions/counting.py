@@ -29,7 +29,15 @@ class Visit:
     """Why it was not counted (``None`` when it was)."""
 
 
+HEAD_REASON = "head"
+"""A ``HEAD`` (uptime monitors, ``curl -I``) is answered like a ``GET`` but never counts."""
+
+
 def count_visit(request: Request, tag: str) -> Visit:
     """Count one visit to a normalized ``tag`` for this request, or say why not."""
+    if request.method == "HEAD":
+        # One read, no write: the answer shows what a GET would, as of now.
+        counts = get_store().read_tag(tag)
+        return Visit(tag, counts.visits, counted=False, today=counts.today, reason=HEAD_REASON)
     counts = get_store().record_visit(tag)
     return Visit(tag, counts.visits, counted=True, today=counts.today)

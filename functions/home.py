@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functions import links
 from functions.store import get_store
 from functions.web import COUNT_CACHE_CONTROL, EXAMPLE_TAGS, Page, Request, page_handler
 
@@ -10,7 +11,11 @@ from functions.web import COUNT_CACHE_CONTROL, EXAMPLE_TAGS, Page, Request, page
 def handler(request: Request) -> Page:
     """Lambda handler ``(event, context) -> response`` for the home page."""
     examples = [
-        {"tag": tag, "visit_href": request.link("tags", tag), "count_href": request.link("counts", tag)}
+        {
+            "tag": tag,
+            "visit_href": request.link(links.VISIT, tag=tag),
+            "count_href": request.link(links.COUNT, tag=tag),
+        }
         for tag in EXAMPLE_TAGS
     ]
     return Page("home.html", {"total": get_store().read_total(), "examples": examples})

@@ -282,7 +282,8 @@ class LocalSite:
 
     def _start_aws(self) -> None:
         # What the program sets on every deployed function, set here for the same handlers.
-        for name, value in {**definition.function_environment(self.settings), TABLE_NAME_ENV: self.table_name}.items():
+        environment = definition.function_environment(self.settings, self.routes)
+        for name, value in {**environment, TABLE_NAME_ENV: self.table_name}.items():
             self._stack.callback(_restore_env, name, os.environ.get(name))
             os.environ[name] = value
         hooks.install()
@@ -404,7 +405,8 @@ class LocalSite:
             return self._not_found()
         path = raw_path[len(prefix) :] or "/"
         found = match_route(path, self.routes)
-        if found is None or found[0].method != method:
+        # API Gateway routes GET and HEAD on every route (a HEAD goes to the GET's function).
+        if found is None or found[0].method != ("GET" if method == "HEAD" else method):
             # API Gateway answers an unknown path or method with MISSING_AUTHENTICATION_TOKEN; the stack's
             # gateway response turns it into this 404 page.
             return self._not_found()
@@ -415,7 +417,9 @@ class LocalSite:
             parameters,
             stage=stage,
             method=method,
-            headers=headers,
+            # API Gateway sets X-Forwarded-Proto itself (https); here it is http.
+            headers=[(k, v) for k, v in headers if k.lower() != "x-forwarded-proto"]
+            + [("X-Forwarded-Proto", "http")],
             query=parse_qsl(query, keep_blank_values=True),
             domain_name=self.host,
         )

@@ -18,7 +18,7 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from definition import ROUTES, create_table
+from definition import ROUTES, Settings, create_table, function_environment
 from functions.store import get_store
 from localsite.aws import local_aws, mark_answered
 from localsite.events import LambdaContext, match_route, rest_proxy_event, stream_event
@@ -193,6 +193,9 @@ class Site:
 def site(monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
     """A fresh moto table (stream and TTL on) named by ``TABLE_NAME``; the store is rebuilt for it."""
     with local_aws():
+        # What the program sets on every function (the route table for links included), then the table.
+        for name, value in function_environment(Settings()).items():
+            monkeypatch.setenv(name, value)
         monkeypatch.setenv("TABLE_NAME", TABLE)
         get_store.cache_clear()
         client = boto3.client("dynamodb", region_name="us-east-1")

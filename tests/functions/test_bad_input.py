@@ -85,12 +85,15 @@ def test_missing_path_parameters_is_400_and_writes_nothing(site: Site) -> None:
     assert site.scan() == []
 
 
-@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"])
-@pytest.mark.parametrize("path", ["/", "/tags/hello", "/counts/hello"])
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "get"])
+@pytest.mark.parametrize(
+    "path", ["/", "/tags/hello", "/counts/hello", "/tags/hello/badge.svg", "/counts/hello/badge.svg",
+             "/counts/hello/badge.json"]
+)
 def test_non_get_is_405_with_allow_and_writes_nothing(site: Site, method: str, path: str) -> None:
     response = site.get(path, method=method)
     assert response["statusCode"] == 405
-    assert response["headers"]["Allow"] == "GET"
+    assert response["headers"]["Allow"] == "GET, HEAD"
     assert response["headers"]["Content-Security-Policy"]
     assert site.scan() == []
 

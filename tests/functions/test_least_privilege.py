@@ -10,7 +10,7 @@ from __future__ import annotations
 from fnmatch import fnmatchcase
 from typing import Any
 
-from definition import COUNT, HOME, STREAM_PROCESSOR, VISIT, FunctionSpec
+from definition import COUNT, COUNT_BADGE, COUNT_BADGE_JSON, HOME, STREAM_PROCESSOR, VISIT, VISIT_BADGE, FunctionSpec
 from functions.store import get_store
 
 from .conftest import Call, Site, record_calls
@@ -60,7 +60,8 @@ def test_route_handlers_call_exactly_their_actions(site: Site) -> None:
 
     calls.clear()
     site.get("/tags/hello")
-    assert [call.operation for call in calls] == ["UpdateItem"]
+    site.get("/tags/hello", method="HEAD")  # a HEAD reads the tag instead of counting
+    assert [call.operation for call in calls] == ["UpdateItem", "GetItem"]
     assert_matches(VISIT, calls)
 
     calls.clear()
@@ -68,12 +69,28 @@ def test_route_handlers_call_exactly_their_actions(site: Site) -> None:
     assert [call.operation for call in calls] == ["BatchGetItem"]
     assert_matches(COUNT, calls)
 
+    calls.clear()
+    site.get("/tags/hello/badge.svg")
+    site.get("/tags/hello/badge.svg", method="HEAD")
+    assert [call.operation for call in calls] == ["UpdateItem", "GetItem"]
+    assert_matches(VISIT_BADGE, calls)
+
+    for path, spec in (("/counts/hello/badge.svg", COUNT_BADGE), ("/counts/hello/badge.json", COUNT_BADGE_JSON)):
+        calls.clear()
+        site.get(path)
+        site.get(path, method="HEAD")
+        assert [call.operation for call in calls] == ["GetItem", "GetItem"]
+        assert_matches(spec, calls)
+
 
 def test_invalid_and_refused_requests_call_nothing(site: Site) -> None:
     calls = record_calls(get_store().client)
     site.get("/tags/a%2Fb")
     site.get("/tags/hello", method="POST")
     site.get("/counts/%F0%9F%98%80")
+    site.get("/tags/a%2Fb/badge.svg")
+    site.get("/tags/hello/badge.svg", query=[("style", "round")])  # an invalid option: nothing counted
+    site.get("/counts/hello/badge.json", method="DELETE")
     assert calls == []
 
 

@@ -182,7 +182,14 @@ def test_fixtures_match_the_routes_they_claim() -> None:
         found = match_route(event["path"].replace("é", "%C3%A9"))
         assert found is not None and found[0].path == event["resource"]
         assert event["multiValueHeaders"]["Host"] == [event["headers"]["Host"]]
-    assert {route.path for route in ROUTES} == {"/", "/tags/{tag}", "/counts/{tag}"}
+    assert {route.path for route in ROUTES} == {
+        "/",
+        "/tags/{tag}",
+        "/counts/{tag}",
+        "/tags/{tag}/badge.svg",
+        "/counts/{tag}/badge.svg",
+        "/counts/{tag}/badge.json",
+    }
 
 
 def test_style_hash_in_the_policy_matches_the_inline_stylesheet(site: Site) -> None:
