@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from functions.store import get_store
 from functions import links
+from functions.snippets import badge_snippets
+from functions.store import get_store
 from functions.web import COUNT_CACHE_CONTROL, Page, Request, page_handler
 
 
@@ -14,5 +15,11 @@ def handler(request: Request) -> Page:
     visits, total = get_store().read_counts(tag)
     return Page(
         "count.html",
-        {"tag": tag, "visits": visits, "total": total, "visit_href": request.link(links.VISIT, tag=tag)},
+        {
+            "tag": tag,
+            "visits": visits,
+            "total": total,
+            "visit_href": request.link(links.VISIT, tag=tag),
+            "badge_snippets": badge_snippets(request, tag),
+        },
     )

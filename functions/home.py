@@ -18,4 +18,8 @@ def handler(request: Request) -> Page:
         }
         for tag in EXAMPLE_TAGS
     ]
-    return Page("home.html", {"total": get_store().read_total(), "examples": examples})
+    badge = {
+        "markdown": f"![visits]({request.absolute_link(links.VISIT_BADGE, tag=EXAMPLE_TAGS[0])})",
+        "count_href": request.link(links.COUNT, tag=EXAMPLE_TAGS[0]) + "#badges",
+    }
+    return Page("home.html", {"total": get_store().read_total(), "examples": examples, "badge": badge})
