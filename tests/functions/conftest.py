@@ -139,18 +139,31 @@ class Site:
     def __post_init__(self) -> None:
         self.reader = StreamReader(self.streams, self.stream_arn)
 
-    def event(self, path: str, *, method: str = "GET", stage: str | None = None, **kwargs: Any) -> dict[str, Any]:
-        """A REST proxy event for a raw (percent-encoded) path, as API Gateway builds it."""
+    def event(
+        self,
+        path: str,
+        *,
+        method: str = "GET",
+        stage: str | None = None,
+        headers: list[tuple[str, str]] | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """A REST proxy event for a raw (percent-encoded) path, as API Gateway builds it (``headers`` added)."""
         found = match_route(path)
         assert found is not None, f"no route for {path}"
         route, parameters = found
+        sent = [
+            ("Host", "abc123.execute-api.us-east-1.amazonaws.com"),
+            ("User-Agent", "pytest"),
+            ("X-Forwarded-Proto", "https"),
+        ]
         return rest_proxy_event(
             route,
             path,
             parameters,
             stage=self.stage if stage is None else stage,
             method=method,
-            headers=[("Host", "abc123.execute-api.us-east-1.amazonaws.com"), ("User-Agent", "pytest")],
+            headers=sent + list(headers or []),
             **kwargs,
         )
 
