@@ -353,3 +353,66 @@ def test_the_badge_modules_ship_their_data(tmp_path: Path) -> None:
 
     assert Path(badge.WIDTHS_FILE).suffix in CODE_SUFFIXES
     assert (Path(web.TEMPLATES_DIR) / "badge.svg").suffix in CODE_SUFFIXES
+
+
+# --- snippets on the count page ---------------------------------------------------------------------------
+
+
+def count_page_event(site: Site, request_path: str, host: str) -> dict[str, Any]:
+    """A count page event as a custom domain delivers it (``requestContext.path`` holds any base path)."""
+    from .conftest import load_event
+
+    event = load_event("visit_custom_domain.json")
+    event.update({"resource": "/counts/{tag}", "path": request_path, "pathParameters": {"tag": "hello"}})
+    event["requestContext"].update({"resourcePath": "/counts/{tag}", "path": request_path, "domainName": host})
+    return event
+
+
+@pytest.mark.parametrize(
+    ("request_path", "site_url"),
+    [
+        ("/counts/hello", "https://counter.example.com/"),  # a custom domain mapped at its root
+        ("/counter/counts/hello", "https://counter.example.com/counter/"),  # ... and under a base path
+    ],
+)
+def test_snippets_use_the_custom_domain_and_base_path(site: Site, request_path: str, site_url: str) -> None:
+    from .conftest import parse_page
+
+    response = site.call(count_page_event(site, request_path, "counter.example.com"))
+    assert response["statusCode"] == 200
+    page = parse_page(response["body"])
+    assert page.texts["counting-markdown"] == (
+        f"[![visits to hello]({site_url}tags/hello/badge.svg)]({site_url}counts/hello)"
+    )
+    assert page.texts["showing-html"] == (
+        f'<a href="{site_url}counts/hello"><img src="{site_url}counts/hello/badge.svg" alt="visits to hello"></a>'
+    )
+    assert page.texts["endpoint-url"] == f"{site_url}counts/hello/badge.json"
+
+
+def test_snippets_on_the_execute_api_domain_carry_the_stage(site: Site) -> None:
+    from .conftest import parse_page
+
+    page = parse_page(site.get("/counts/caf%C3%A9", stage="prod")["body"])
+    base = "https://abc123.execute-api.us-east-1.amazonaws.com/prod/"
+    assert page.texts["counting-markdown"] == (
+        f"[![visits to café]({base}tags/caf%C3%A9/badge.svg)]({base}counts/caf%C3%A9)"
+    )
+    assert page.texts["shields-url"] == "https://img.shields.io/endpoint?url=" + (
+        "https%3A%2F%2Fabc123.execute-api.us-east-1.amazonaws.com%2Fprod%2Fcounts%2Fcaf%25C3%25A9%2Fbadge.json"
+    )
+
+
+def test_a_forged_host_header_never_reaches_a_snippet(site: Site) -> None:
+    from .conftest import parse_page
+
+    event = site.event("/counts/hello")
+    event["headers"]["Host"] = 'evil.example"><script>'
+    event["requestContext"]["domainName"] = "abc123.execute-api.us-east-1.amazonaws.com"
+    body = site.call(event)["body"]
+    # Not a host name: the snippets fall back to the domain API Gateway says it served.
+    assert "evil" not in body
+    page = parse_page(body)
+    assert page.texts["counting-markdown"].startswith(
+        "[![visits to hello](https://abc123.execute-api.us-east-1.amazonaws.com/dev/tags/hello/badge.svg)"
+    )
