@@ -22,4 +22,9 @@ def handler(request: Request) -> Page:
         "markdown": f"![visits]({request.absolute_link(links.VISIT_BADGE, tag=EXAMPLE_TAGS[0])})",
         "count_href": request.link(links.COUNT, tag=EXAMPLE_TAGS[0]) + "#badges",
     }
-    return Page("home.html", {"total": get_store().read_total(), "examples": examples, "badge": badge})
+    paths = {
+        "visit": links.shown_path(links.VISIT, tag="<your tag>"),
+        "count": links.shown_path(links.COUNT, tag="<your tag>"),
+    }
+    values = {"total": get_store().read_total(), "examples": examples, "badge": badge, "paths": paths}
+    return Page("home.html", values)

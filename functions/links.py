@@ -66,3 +66,16 @@ def route_path(name: str, **parameters: str) -> str:
             raise UnknownRoute(f"route {name!r} needs its {found.group(1)!r} parameter") from None
 
     return _PARAMETER.sub(fill, template)
+
+
+def shown_path(name: str, **placeholders: str) -> str:
+    """Route ``name``'s path relative to the site root, for reading, with words in its parameters' places.
+
+    ``shown_path("visit", tag="<your tag>")`` -> ``tags/<your tag>``: the page's text says where a tag's pages are
+    as the definition says it (escape it like any text; it is not a link).
+    """
+    try:
+        template = route_paths()[name]
+    except KeyError:
+        raise UnknownRoute(f"no route named {name!r}") from None
+    return _PARAMETER.sub(lambda found: placeholders.get(found.group(1), found.group(0)), template).lstrip("/")

@@ -48,7 +48,8 @@ ROUTED_METHODS = ("GET", "HEAD")
 
 ERROR_PAGES: Mapping[int, tuple[str, str]] = {
     400: ("This is not a valid tag", RULE),
-    404: ("Page not found", "There is no page at this address. Tag pages live at tags/<your tag>."),
+    # No route's path here: gateway responses are rendered by the program, which knows no stage or depth.
+    404: ("Page not found", "There is no page at this address. The home page says where each tag's pages are."),
     405: ("Method not allowed", "These pages can only be read (GET or HEAD)."),
     429: ("Too many requests", "The site is taking a breather. Please try again in a few seconds."),
     500: ("Something went wrong", "The page could not be made. Please try again in a moment."),

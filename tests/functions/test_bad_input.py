@@ -52,7 +52,16 @@ def test_tag_text_comes_back_escaped(site: Site) -> None:
     # Escaping is on for everything a template prints: a value with markup is shown, not interpreted.
     from functions.web import render
 
-    body = render("count.html", tag='"><script>x</script>', visits=0, total=0, visit_href="#", home_href="./")
+    snippets = {"badges": [], "endpoint": "", "shields": ""}
+    body = render(
+        "count.html",
+        tag='"><script>x</script>',
+        visits=0,
+        total=0,
+        visit_href="#",
+        home_href="./",
+        badge_snippets=snippets,
+    )
     assert "<script>x" not in body and str(escape('"><script>x</script>')) in body
 
 

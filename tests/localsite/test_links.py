@@ -66,6 +66,9 @@ def test_every_link_and_snippet_resolves(state_dir: Path, monkeypatch: pytest.Mo
         if renamed:
             assert not any(p.startswith(("/tags/", "/counts/")) for p in paths), sorted(paths)
         assert tag_counts(site)  # the visit pages and the counting badges counted
+        # ... and the home page's text says where a tag's pages are, as the definition says
+        home = parse_page(request(site.url).body)
+        assert home.text_by_id["visit-path"].startswith("hit/<your tag>" if renamed else "tags/<your tag>")
 
 
 def test_head_is_routed_like_get_by_the_local_site(site: LocalSite) -> None:
