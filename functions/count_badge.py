@@ -2,15 +2,7 @@
 
 from __future__ import annotations
 
-from functions.badge import SVG, Badge, BadgeOptions, badge_handler
-from functions.store import get_store
-from functions.web import Request
+from functions.badge import SVG, badge_handler, shown_badge
 
-
-@badge_handler(SVG, counting=False)
-def handler(request: Request) -> Badge:
-    """Lambda handler ``(event, context) -> response`` for a tag's read-only badge."""
-    tag = request.tag()
-    options = BadgeOptions.of(request)
-    counts = get_store().read_tag(tag)
-    return Badge(options, counts.visits, counts.today)
+handler = badge_handler(SVG, counting=False)(shown_badge)
+"""Lambda handler ``(event, context) -> response`` for a tag's read-only badge."""

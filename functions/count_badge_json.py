@@ -5,15 +5,7 @@ For ``https://img.shields.io/endpoint?url=<this URL>``: shields.io then draws th
 
 from __future__ import annotations
 
-from functions.badge import JSON, Badge, BadgeOptions, badge_handler
-from functions.store import get_store
-from functions.web import Request
+from functions.badge import JSON, badge_handler, shown_badge
 
-
-@badge_handler(JSON, counting=False)
-def handler(request: Request) -> Badge:
-    """Lambda handler ``(event, context) -> response`` for a tag's endpoint JSON."""
-    tag = request.tag()
-    options = BadgeOptions.of(request)
-    counts = get_store().read_tag(tag)
-    return Badge(options, counts.visits, counts.today)
+handler = badge_handler(JSON, counting=False)(shown_badge)
+"""Lambda handler ``(event, context) -> response`` for a tag's endpoint JSON."""
