@@ -249,8 +249,15 @@ class Settings:
 
 
 def route_paths(routes: Sequence[Route] | None = None) -> dict[str, str]:
-    """Route name -> path template, for the pages' links (``functions.links``); ``ROUTES`` by default."""
-    return {route.name: route.path for route in (ROUTES if routes is None else routes) if route.method == "GET"}
+    """Route name -> path template, for the pages' links (``functions.links``); ``ROUTES`` by default.
+
+    A function serving several paths is linked to at the first.
+    """
+    table: dict[str, str] = {}
+    for route in ROUTES if routes is None else routes:
+        if route.method == "GET":
+            table.setdefault(route.name, route.path)
+    return table
 
 
 def function_environment(settings: Settings, routes: Sequence[Route] | None = None) -> dict[str, str]:

@@ -65,3 +65,22 @@ def test_the_processor_timeout_floor_leaves_room_for_the_write_margin() -> None:
     # settings accept must leave a batch time to be read before that margin is reached.
     assert definition.MIN_PROCESSOR_TIMEOUT_SECONDS * 1000 >= 2 * SAFETY_MARGIN_MS
     assert Settings().processor_timeout_seconds >= definition.MIN_PROCESSOR_TIMEOUT_SECONDS
+
+
+def test_the_functions_get_the_route_table_for_their_links() -> None:
+    import json
+
+    from functions import links
+
+    environment = definition.function_environment(definition.Settings())
+    table = json.loads(environment[links.ROUTE_PATHS_ENV])
+    assert table == {route.name: route.path for route in definition.ROUTES}
+    # Every route name the functions link to is one the definition serves.
+    names = {v for n, v in vars(links).items() if n.isupper() and n[0] != "_" and n != "ROUTE_PATHS_ENV"}
+    assert names <= set(table)
+    # Another route table (the local site's, a test's) reaches the functions the same way; HEAD routes are not links.
+    other = definition.ROUTES + (
+        definition.Route("/elsewhere/{tag}", definition.VISIT),
+        definition.Route("/tags/{tag}", definition.VISIT, method="HEAD"),
+    )
+    assert json.loads(definition.function_environment(definition.Settings(), other)[links.ROUTE_PATHS_ENV]) == table

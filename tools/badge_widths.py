@@ -53,7 +53,8 @@ def ranges(path: Path, last: int) -> tuple[list[int], list[float]]:
 def main(data_dir: str) -> None:
     tables: dict[str, object] = {
         "source": "anafanafo 2.0.0 (MIT License, Copyright (c) Metabolize); Verdana is Microsoft Corp.'s",
-        "format": "per font: deltas between range starts (the first from 0), each range's width in 1/100 px, -1 unknown",
+        "format": "per font: gaps between range starts (the first from 0), each range's width in 1/100 px, "
+        "-1 where unknown",
     }
     for name, (file, last) in FONTS.items():
         starts, widths = ranges(Path(data_dir) / file, last)

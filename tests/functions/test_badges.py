@@ -416,3 +416,21 @@ def test_a_forged_host_header_never_reaches_a_snippet(site: Site) -> None:
     assert page.texts["counting-markdown"].startswith(
         "[![visits to hello](https://abc123.execute-api.us-east-1.amazonaws.com/dev/tags/hello/badge.svg)"
     )
+
+
+def test_a_captured_camo_request_counts_once_and_gets_an_uncacheable_badge(site: Site) -> None:
+    from .conftest import load_event
+
+    # GIVEN GitHub's image proxy fetching a README's counting badge: encoded tag, stage, query in both forms
+    event = load_event("badge_camo_encoded.json")
+    response = site.call(event)
+    root = svg(response)
+    # THEN the tag, normalized, has one visit, and the badge shows it with the options asked for
+    assert texts(root) == ["hits", "1"] and site.visits("tag#café") == 1
+    assert "#007ec6" in [rect.get("fill") for rect in root.iter(SVG_NS + "rect")]
+    for name, value in NEVER_CACHED.items():
+        assert response["headers"][name] == value
+    # ... and the same request as a HEAD answers alike, counting nothing
+    head = site.call(event | {"httpMethod": "HEAD"})
+    assert head["statusCode"] == 200 and head["body"] == "" and head["headers"] == response["headers"]
+    assert site.visits("tag#café") == 1
