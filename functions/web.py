@@ -26,7 +26,6 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from functions import links
-from functions.links import route_path
 from functions.log import get_logger, log_event
 from functions.store import is_throttling
 from functions.tags import RULE, InvalidTag, normalize_tag
@@ -211,7 +210,7 @@ class Request:
 
     def link(self, route: str, **parameters: str) -> str:
         """A relative link to the route named ``route`` (``functions.links``), its parameters percent-encoded."""
-        return (self.prefix + route_path(route, **parameters).lstrip("/")) or "./"
+        return (self.prefix + links.route_path(route, **parameters).lstrip("/")) or "./"
 
     def site_url(self) -> str:
         """The site root's absolute URL, as the visitor reached it: stage or custom domain and base path.
@@ -234,7 +233,7 @@ class Request:
 
     def absolute_link(self, route: str, **parameters: str) -> str:
         """The absolute URL of the route named ``route``, on the site as the visitor reached it."""
-        return self.site_url() + route_path(route, **parameters).lstrip("/")
+        return self.site_url() + links.route_path(route, **parameters).lstrip("/")
 
 
 @dataclass
