@@ -85,8 +85,9 @@ OPTIONS = ("label", "color", "style", "show")
 COMPACT_STYLES = frozenset({"for-the-badge"})
 """Styles that show counts as ``1.2K``: big capitals leave no room for ``1,234,567``. The others show every digit."""
 
-# Unicode categories a label may use: letters, marks, digits, punctuation, symbols and spaces. Never control
-# or format characters, surrogates, private use or unassigned code points (XML cannot hold some of them).
+# Unicode categories a label may use: letters, marks, digits, punctuation, symbols and spaces (Zs). Never control
+# or format characters, line separators, surrogates, private use or unassigned code points (XML cannot hold
+# some of them; the others would only hide or reorder text).
 _LABEL_CATEGORIES = frozenset({"L", "M", "N", "P", "S"})
 
 
@@ -205,7 +206,8 @@ def _label(value: str) -> str:
     if "\ufffd" in value:
         raise InvalidOption("The label is not valid UTF-8 text.", "invalid label")
     for char in value:
-        if char != " " and unicodedata.category(char)[0] not in _LABEL_CATEGORIES:
+        category = unicodedata.category(char)
+        if category != "Zs" and category[0] not in _LABEL_CATEGORIES:
             raise InvalidOption(
                 "The label may hold letters, digits, punctuation, symbols and spaces, "
                 "but no control or invisible characters.",

@@ -434,3 +434,9 @@ def test_a_captured_camo_request_counts_once_and_gets_an_uncacheable_badge(site:
     head = site.call(event | {"httpMethod": "HEAD"})
     assert head["statusCode"] == 200 and head["body"] == "" and head["headers"] == response["headers"]
     assert site.visits("tag#café") == 1
+
+
+@pytest.mark.parametrize("label", ["hits", "visites du café", "访问", "a\u00a0b", "★ 100% ★", ""])
+def test_printable_labels_of_any_script_are_shown_as_given(site: Site, label: str) -> None:
+    root = svg(site.get("/counts/hello/badge.svg", query=[("label", label)]))
+    assert texts(root) == ([label, "0"] if label else ["0"])
