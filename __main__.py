@@ -19,7 +19,7 @@ from components.rest_api import RestApi, RestApiArgs
 from components.site_function import SiteFunction, SiteFunctionArgs
 from components.stream_processor import StreamProcessor, StreamProcessorArgs
 from components.table import CounterTable, CounterTableArgs
-from functions import web
+from functions import links, web
 
 settings = definition.Settings.from_config(pulumi.Config(definition.CONFIG_NAMESPACE).get)
 stack = pulumi.get_stack()
@@ -111,9 +111,20 @@ alarms = Alarms(
 )
 
 example_tag = quote(definition.EXAMPLE_TAGS[0], safe="")
+route_paths = definition.route_paths()
+
+
+def example_url(route: str) -> pulumi.Output[str]:
+    """The URL of a route for the example tag, its path from the definition."""
+    return pulumi.Output.concat(site.url, route_paths[route].replace("{tag}", example_tag).lstrip("/"))
+
+
 pulumi.export("url", site.url)
-pulumi.export("example_tag_url", pulumi.Output.concat(site.url, "tags/", example_tag))
-pulumi.export("example_count_url", pulumi.Output.concat(site.url, "counts/", example_tag))
+pulumi.export("example_tag_url", example_url(links.VISIT))
+pulumi.export("example_count_url", example_url(links.COUNT))
+pulumi.export("example_badge_url", example_url(links.VISIT_BADGE))
+pulumi.export("example_count_badge_url", example_url(links.COUNT_BADGE))
+pulumi.export("example_badge_json_url", example_url(links.COUNT_BADGE_JSON))
 pulumi.export("table_name", table.name)
 pulumi.export("stage_name", settings.stage_name)
 pulumi.export("function_names", {name: f.function.name for name, f in site_functions.items()})

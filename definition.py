@@ -8,12 +8,14 @@ what runs in Lambda gets its settings from environment variables the program set
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from functions.history import DEFAULT_HISTORY_DAYS, HISTORY_DAYS_ENV, MAX_HISTORY_DAYS
+from functions import links
 from functions.keys import MARKER_PREFIX, PARTITION_KEY, TAG_PREFIX, TOTAL_KEY, TTL_ATTRIBUTE, VISITOR_PREFIX
 from functions.rules import COUNT_BOTS_ENV, MAX_WINDOW_MINUTES, VISITOR_KEY_ENV, WINDOW_MINUTES_ENV
 
@@ -31,9 +33,10 @@ LAYER_PYTHON_VERSION = "3.13"
 LAYER_PLATFORM = "manylinux2014_aarch64"
 LAYER_REQUIREMENTS = ROOT / "layer" / "requirements.txt"
 
-# What the code archive holds: these folders, and only their .py and template files.
+# What the code archive holds: these folders, and only their .py, template and data files
+# (``functions/badge_widths.json`` is the badges' text-width table).
 CODE_DIRECTORIES = ("functions", "templates")
-CODE_SUFFIXES = (".py", ".html", ".css")
+CODE_SUFFIXES = (".py", ".html", ".css", ".svg", ".json")
 
 
 @dataclass(frozen=True)
@@ -92,11 +95,12 @@ class Route:
 
     @property
     def name(self) -> str:
+        """The route's name, the pages' handle for linking to it: its function's name."""
         return self.function.name
 
 
 HOME = FunctionSpec(
-    name="home",
+    name=links.HOME,
     handler="functions.home.handler",
     actions=("dynamodb:GetItem",),
     leading_keys=(TOTAL_KEY,),
@@ -108,21 +112,46 @@ COUNTING_ACTIONS = ("dynamodb:GetItem", "dynamodb:UpdateItem")
 """On ``tag#*``: UpdateItem counts; GetItem shows a bot or a repeat visitor the count without adding to it."""
 
 VISIT = FunctionSpec(
-    name="visit",
+    name=links.VISIT,
     handler="functions.visit.handler",
     # One UpdateItem adds the visit and its day; the rare rewrite after a long silence is an UpdateItem too,
     # from the old item the failed condition returns (ReturnValuesOnConditionCheckFailure needs no read).
+    # A HEAD, a bot or a repeat visitor reads the tag with GetItem instead (functions.counting).
     actions=COUNTING_ACTIONS,
     leading_keys=(TAG_PREFIX + "*",),
     uses_templates=True,
     more_grants=(VISITOR_GRANT,),
 )
 COUNT = FunctionSpec(
-    name="count",
+    name=links.COUNT,
     handler="functions.count.handler",
     # One BatchGetItem of the tag and the total, projecting pk, visits and the window's day attributes.
     actions=("dynamodb:BatchGetItem",),
     leading_keys=(TAG_PREFIX + "*", TOTAL_KEY),
+    uses_templates=True,
+)
+VISIT_BADGE = FunctionSpec(
+    name=links.VISIT_BADGE,
+    handler="functions.visit_badge.handler",
+    # The same rule as the visit page (functions.counting): UpdateItem counts, a HEAD, a bot or a repeat reads.
+    actions=COUNTING_ACTIONS,
+    leading_keys=(TAG_PREFIX + "*",),
+    uses_templates=True,
+    more_grants=(VISITOR_GRANT,),
+)
+COUNT_BADGE = FunctionSpec(
+    name=links.COUNT_BADGE,
+    handler="functions.count_badge.handler",
+    actions=("dynamodb:GetItem",),
+    leading_keys=(TAG_PREFIX + "*",),
+    uses_templates=True,
+)
+COUNT_BADGE_JSON = FunctionSpec(
+    name=links.COUNT_BADGE_JSON,
+    handler="functions.count_badge_json.handler",
+    actions=("dynamodb:GetItem",),
+    leading_keys=(TAG_PREFIX + "*",),
+    # It renders no template, but shares the badges' module (functions.badge), which imports Jinja2.
     uses_templates=True,
 )
 STREAM_PROCESSOR = FunctionSpec(
@@ -139,6 +168,11 @@ ROUTES: tuple[Route, ...] = (
     Route("/", HOME),
     Route("/tags/{tag}", VISIT),
     Route("/counts/{tag}", COUNT),
+    # A path part may hold only [A-Za-z0-9._-] or be one whole {parameter} (API Gateway): hence
+    # ``{tag}/badge.svg``, not ``{tag}.svg``.
+    Route("/tags/{tag}/badge.svg", VISIT_BADGE),
+    Route("/counts/{tag}/badge.svg", COUNT_BADGE),
+    Route("/counts/{tag}/badge.json", COUNT_BADGE_JSON),
 )
 
 FUNCTIONS: tuple[FunctionSpec, ...] = tuple(route.function for route in ROUTES) + (STREAM_PROCESSOR,)
@@ -262,8 +296,21 @@ class Settings:
             )
 
 
-def function_environment(settings: Settings) -> dict[str, str]:
-    """The environment variables every function gets besides ``TABLE_NAME``: the settings its code reads.
+def route_paths(routes: Sequence[Route] | None = None) -> dict[str, str]:
+    """Route name -> path template, for the pages' links (``functions.links``); ``ROUTES`` by default.
+
+    A function serving several paths is linked to at the first.
+    """
+    table: dict[str, str] = {}
+    for route in ROUTES if routes is None else routes:
+        if route.method == "GET":
+            table.setdefault(route.name, route.path)
+    return table
+
+
+def function_environment(settings: Settings, routes: Sequence[Route] | None = None) -> dict[str, str]:
+    """The environment variables every function gets besides ``TABLE_NAME``: the settings its code reads,
+    and the route table its links are built from (``routes``, ``ROUTES`` by default).
 
     The Pulumi program sets exactly these on each deployed function; the local site, the tests and the
     benchmarks set the same, so a function never sees a setting another way.
@@ -272,6 +319,7 @@ def function_environment(settings: Settings) -> dict[str, str]:
         HISTORY_DAYS_ENV: str(settings.history_days),
         COUNT_BOTS_ENV: "true" if settings.count_bots else "false",
         WINDOW_MINUTES_ENV: str(settings.unique_visitor_window_minutes),
+        links.ROUTE_PATHS_ENV: json.dumps(route_paths(routes), separators=(",", ":")),
     }
 
 

@@ -173,16 +173,21 @@ def reset_function_caches() -> None:
 
 
 @contextmanager
-def functions_on_table(table_name: str) -> Iterator[None]:
-    """The functions pointed at ``table_name`` (``TABLE_NAME``, fresh cached clients); as before afterwards."""
-    previous = os.environ.get(definition.TABLE_NAME_ENV)
-    os.environ[definition.TABLE_NAME_ENV] = table_name
+def functions_on_table(table_name: str, settings: definition.Settings | None = None) -> Iterator[None]:
+    """The functions pointed at ``table_name`` (``TABLE_NAME``, fresh cached clients) with the environment the
+    program gives them (``definition.function_environment`` of ``settings``, the defaults when not given);
+    as before afterwards."""
+    environment = definition.function_environment(settings or definition.Settings())
+    wanted = {**environment, definition.TABLE_NAME_ENV: table_name}
+    previous = {name: os.environ.get(name) for name in wanted}
+    os.environ.update(wanted)
     reset_function_caches()
     try:
         yield
     finally:
         reset_function_caches()
-        if previous is None:
-            os.environ.pop(definition.TABLE_NAME_ENV, None)
-        else:
-            os.environ[definition.TABLE_NAME_ENV] = previous
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -256,6 +256,7 @@ def child_environment(endpoint: str, table_name: str, layer: Path) -> dict[str, 
         "AWS_CONFIG_FILE": os.devnull,
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
         "AWS_EC2_METADATA_DISABLED": "true",
+        **definition.function_environment(definition.Settings()),
         definition.TABLE_NAME_ENV: table_name,
         # Lambda sets it in every function's environment; the functions (and botocore) look at it.
         "AWS_LAMBDA_FUNCTION_NAME": "tag-counter-cold-start",

@@ -76,47 +76,38 @@ def measure_history(settings: definition.Settings, ages: Sequence[int] = AGES) -
     route = next(route for route in definition.ROUTES if route.function is definition.VISIT)
     table_name = f"tag-counter-bench-history-{uuid.uuid4().hex[:8]}"
     figures: list[HistoryFigure] = []
-    saved = {name: os.environ.get(name) for name in definition.function_environment(settings)}
-    os.environ.update(definition.function_environment(settings))
-    try:
-        with local_aws(), _day(FIRST_DAY) as today:
-            client = boto3.client("dynamodb", region_name="us-east-1")
-            stream_arn = definition.create_table(client, table_name)
-            snapshot = table_snapshot(client, table_name)
-            tail = _StreamTail(stream_arn)
-            with functions_on_table(table_name):
-                context = LambdaContext("visit", settings.route_timeout_seconds, settings.route_memory_mb)
-                for age in range(1, max(ages) + 1):
-                    today[0] = FIRST_DAY + timedelta(days=age - 1)
-                    for tag in TAGS:
-                        event = rest_proxy_event(route, route.path.replace("{tag}", "x"), {"tag": tag},
-                                                 stage=settings.stage_name)
-                        if age not in ages:
-                            visit.handler(event, context)
-                            continue
-                        with watch_dynamodb(snapshot) as log:
-                            visit.handler(event, context)
-                        item = _item(client, table_name, f"tag#{tag}")
-                        figures.append(HistoryFigure(
-                            tag=TAGS[tag], days=age, item_bytes=capacity.item_size(item),
-                            day_attributes=len(history.item_days(item)), write_units=log.units()[1],
-                            round_trips=log.round_trips(),
-                        ))
+    with local_aws(), _day(FIRST_DAY) as today:
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        stream_arn = definition.create_table(client, table_name)
+        snapshot = table_snapshot(client, table_name)
+        tail = _StreamTail(stream_arn)
+        with functions_on_table(table_name, settings):
+            context = LambdaContext("visit", settings.route_timeout_seconds, settings.route_memory_mb)
+            for age in range(1, max(ages) + 1):
+                today[0] = FIRST_DAY + timedelta(days=age - 1)
+                for tag in TAGS:
+                    event = rest_proxy_event(route, route.path.replace("{tag}", "x"), {"tag": tag},
+                                             stage=settings.stage_name)
                     if age not in ages:
+                        visit.handler(event, context)
                         continue
-                    # The days the processor would have applied earlier have left the window: one batch of
-                    # every record since the last measure leaves the total as daily batches would.
-                    records = tail.read()
-                    stream_processor.handler(stream_event(records, stream_arn), LambdaContext("stream", 30))
-                    total = capacity.item_size(_item(client, table_name, "site#total"))
-                    for figure in figures[-len(TAGS):]:
-                        figure.total_bytes = total
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+                    with watch_dynamodb(snapshot) as log:
+                        visit.handler(event, context)
+                    item = _item(client, table_name, f"tag#{tag}")
+                    figures.append(HistoryFigure(
+                        tag=TAGS[tag], days=age, item_bytes=capacity.item_size(item),
+                        day_attributes=len(history.item_days(item)), write_units=log.units()[1],
+                        round_trips=log.round_trips(),
+                    ))
+                if age not in ages:
+                    continue
+                # The days the processor would have applied earlier have left the window: one batch of
+                # every record since the last measure leaves the total as daily batches would.
+                records = tail.read()
+                stream_processor.handler(stream_event(records, stream_arn), LambdaContext("stream", 30))
+                total = capacity.item_size(_item(client, table_name, "site#total"))
+                for figure in figures[-len(TAGS):]:
+                    figure.total_bytes = total
     return figures
 
 

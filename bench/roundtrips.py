@@ -26,6 +26,9 @@ BUDGET: Mapping[str, Mapping[str, int]] = {
     "home": {"GetItem": 1},
     "visit": {"UpdateItem": 1},
     "count": {"BatchGetItem": 1},
+    "visit-badge": {"UpdateItem": 1},
+    "count-badge": {"GetItem": 1},
+    "count-badge-json": {"GetItem": 1},
     "stream": {"TransactWriteItems": 1},
 }
 """DynamoDB round trips by operation that each page, and each stream batch whatever its size, may make."""

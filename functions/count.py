@@ -5,7 +5,9 @@ Never writes.
 
 from __future__ import annotations
 
+from functions import links
 from functions.chart import bar_chart
+from functions.snippets import badge_snippets
 from functions.store import get_store
 from functions.web import COUNT_CACHE_CONTROL, Page, Request, page_handler
 
@@ -23,6 +25,7 @@ def handler(request: Request) -> Page:
             "today": counts.today,
             "chart": bar_chart(counts.days),
             "total": total.visits,
-            "visit_href": request.link("tags", tag),
+            "visit_href": request.link(links.VISIT, tag=tag),
+            "badge_snippets": badge_snippets(request, tag),
         },
     )

@@ -3,6 +3,7 @@
 Every counting route calls ``count_visit`` and nothing else to count, so the rules about what counts (a ``HEAD``
 never writes; bots and repeat visitors, where the stack says so, are shown the count without adding to it) live
 here once. In order:
+0. a ``HEAD`` (uptime monitors, ``curl -I``): one read, no write;
 1. a self-identified bot (``functions.bots``), unless the stack sets ``countBots``: one read, no write;
 2. with a unique-visitor window (``functions.visitors``), a visitor already counted for this tag inside it: the
    marker's failed conditional write, then one read;
@@ -22,6 +23,8 @@ from functions.bots import is_bot
 from functions.store import get_store
 from functions.web import Request
 
+HEAD_REASON = "head"
+"""``Visit.reason`` for a ``HEAD``: answered like a ``GET``, never counted."""
 BOT = "bot"
 """``Visit.reason`` for a request whose User-Agent says it is a bot."""
 REPEAT = "repeat"
@@ -64,6 +67,10 @@ def _identity(request: Request) -> Mapping[str, Any]:
 def count_visit(request: Request, tag: str) -> Visit:
     """Count one visit to a normalized ``tag`` for this request, or say why not."""
     store = get_store()
+    if request.method == "HEAD":
+        # One read, no write: the answer shows what a GET would, as of now.
+        counts = store.read_tag(tag)
+        return Visit(tag, counts.visits, counted=False, today=counts.today, reason=HEAD_REASON)
     identity = _identity(request)
     user_agent = identity.get("userAgent")
     minutes = rules.window_minutes()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functions import links
 from functions.counting import count_visit
 from functions.web import VISIT_CACHE_CONTROL, Page, Request, page_handler
 
@@ -13,5 +14,5 @@ def handler(request: Request) -> Page:
     visit = count_visit(request, tag)
     return Page(
         "visit.html",
-        {"tag": tag, "number": visit.visits, "note": visit.note, "count_href": request.link("counts", tag)},
+        {"tag": tag, "number": visit.visits, "note": visit.note, "count_href": request.link(links.COUNT, tag=tag)},
     )

@@ -3,8 +3,10 @@
 The Jinja2 environment is built once per container (``environment()`` is cached); Lambda unpacks the code
 archive with ``functions/`` and ``templates/`` side by side, so templates are found relative to this package.
 ``page_handler`` turns a small page function into a Lambda handler for API Gateway's REST proxy integration:
-it answers non-GET methods with 405, an invalid tag with 400, DynamoDB throttling with 503 and ``Retry-After``,
-anything else with 500; the details of a failure go to the log as structured JSON, never to the page.
+it answers ``HEAD`` like ``GET`` without a body, other methods with 405, an invalid tag or option with 400,
+DynamoDB throttling with 503 and ``Retry-After``, anything else with 500; the details of a failure go to the
+log as structured JSON, never to the page. The badges (``functions.badge``) share the same ``serve``.
+Links are built from the route table of ``functions.links``, never spelled here.
 """
 
 from __future__ import annotations
@@ -13,15 +15,17 @@ import base64
 import functools
 import hashlib
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
+from functions import links
 from functions.log import get_logger, log_event
 from functions.store import is_throttling
 from functions.tags import RULE, InvalidTag, normalize_tag
@@ -38,11 +42,14 @@ COUNT_CACHE_CONTROL = "public, max-age=5"
 """Counts change all the time; a few seconds of caching spares DynamoDB a reload storm and stays honest."""
 ERROR_CACHE_CONTROL = "no-store"
 RETRY_AFTER_SECONDS = 2
+ROUTED_METHODS = ("GET", "HEAD")
+"""What API Gateway routes to every function; a HEAD answers like a GET without a body and never writes."""
 
 ERROR_PAGES: Mapping[int, tuple[str, str]] = {
     400: ("This is not a valid tag", RULE),
-    404: ("Page not found", "There is no page at this address. Tag pages live at tags/<your tag>."),
-    405: ("Method not allowed", "These pages can only be read (GET)."),
+    # No route's path here: gateway responses are rendered by the program, which knows no stage or depth.
+    404: ("Page not found", "There is no page at this address. The home page says where each tag's pages are."),
+    405: ("Method not allowed", "These pages can only be read (GET or HEAD)."),
     429: ("Too many requests", "The site is taking a breather. Please try again in a few seconds."),
     500: ("Something went wrong", "The page could not be made. Please try again in a moment."),
     503: ("Too many visits right now", "The counter is busy. Please try again in a few seconds."),
@@ -126,11 +133,12 @@ def render_error_page(status: int, *, home_href: str | None = None, problem: str
     )
 
 
-def site_prefix(event: Mapping[str, Any]) -> str:
-    """The relative path from the requested page to the site root ("", "../", or "dev/" at a bare stage root).
+def _root_and_page_directory(event: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """The site root's path segments and those of the requested page's directory.
 
-    Works from ``requestContext.path`` (the path the browser asked for, stage or base path included) and the
-    route's ``resource``: the last ``len(resource segments)`` segments are the route, the rest is the root.
+    Works from ``requestContext.path`` (the path the browser asked for, stage or custom domain base path
+    included) and the route's ``resource``: the last ``len(resource segments)`` segments are the route, the
+    rest is the root.
     """
     context = event.get("requestContext") or {}
     path = context.get("path") or event.get("path") or "/"
@@ -142,10 +150,20 @@ def site_prefix(event: Mapping[str, Any]) -> str:
         parts = parts[:-1]
     root = parts[: max(0, len(parts) - depth)]
     page_directory = parts if trailing_slash else parts[:-1]
+    return root, page_directory
+
+
+def site_prefix(event: Mapping[str, Any]) -> str:
+    """The relative path from the requested page to the site root ("", "../", or "dev/" at a bare stage root)."""
+    root, page_directory = _root_and_page_directory(event)
     if len(page_directory) >= len(root):
         return "../" * (len(page_directory) - len(root))
     # The page sits above the root's directory (``/dev`` without its slash): walk down into the root.
     return "".join(segment + "/" for segment in root[len(page_directory):])
+
+
+# A Host header is a DNS name or an address, with an optional port: anything else is not used in a URL.
+_HOST = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?$")
 
 
 @dataclass
@@ -159,15 +177,63 @@ class Request:
     def __post_init__(self) -> None:
         self.prefix = site_prefix(self.event)
 
+    @property
+    def method(self) -> str:
+        """The HTTP method (``GET``, ``HEAD``, ...)."""
+        return str(self.event.get("httpMethod") or "")
+
+    def header(self, name: str) -> str | None:
+        """A request header's value, whatever the case of its name (the last one when sent twice)."""
+        wanted = name.lower()
+        found = None
+        for key, value in (self.event.get("headers") or {}).items():
+            if str(key).lower() == wanted:
+                found = value
+        return None if found is None else str(found)
+
+    def query(self) -> dict[str, list[str]]:
+        """The query string's parameters, each with every value it was given.
+
+        REST proxy events carry ``multiValueQueryStringParameters`` (every value) and
+        ``queryStringParameters`` (the last value of each); the first is used when present.
+        """
+        multi = self.event.get("multiValueQueryStringParameters") or {}
+        if multi:
+            return {str(name): [str(value) for value in values or []] for name, values in multi.items()}
+        single = self.event.get("queryStringParameters") or {}
+        return {str(name): [str(value)] for name, value in single.items()}
+
     def tag(self) -> str:
         """The normalized ``{tag}`` path parameter; ``InvalidTag`` when missing or invalid."""
         parameters = self.event.get("pathParameters") or {}
         return normalize_tag(parameters.get("tag"))
 
-    def link(self, *segments: str) -> str:
-        """A relative link to a page of this site; each segment percent-encoded (``/`` included)."""
-        path = "/".join(quote(segment, safe="") for segment in segments)
-        return (self.prefix + path) or "./"
+    def link(self, route: str, **parameters: str) -> str:
+        """A relative link to the route named ``route`` (``functions.links``), its parameters percent-encoded."""
+        return (self.prefix + links.route_path(route, **parameters).lstrip("/")) or "./"
+
+    def site_url(self) -> str:
+        """The site root's absolute URL, as the visitor reached it: stage or custom domain and base path.
+
+        The host is the request's ``Host`` (API Gateway's own domain or the custom domain; the local site's
+        address with its port), else ``requestContext.domainName``; the scheme is ``X-Forwarded-Proto``,
+        which API Gateway always sets (https).
+        """
+        context = self.event.get("requestContext") or {}
+        host = self.header("Host") or ""
+        if not _HOST.match(host):
+            host = str(context.get("domainName") or "")
+            if not _HOST.match(host):
+                host = "localhost"
+        scheme = (self.header("X-Forwarded-Proto") or "https").split(",")[0].strip().lower()
+        if scheme not in ("http", "https"):
+            scheme = "https"
+        root, _ = _root_and_page_directory(self.event)
+        return f"{scheme}://{host}/" + "".join(quote(unquote(segment), safe="") + "/" for segment in root)
+
+    def absolute_link(self, route: str, **parameters: str) -> str:
+        """The absolute URL of the route named ``route``, on the site as the visitor reached it."""
+        return self.site_url() + links.route_path(route, **parameters).lstrip("/")
 
 
 @dataclass
@@ -187,11 +253,27 @@ def html_response(
     return {"statusCode": int(status), "headers": all_headers, "body": str(body), "isBase64Encoded": False}
 
 
+ErrorResponder = Callable[[int, Request, BaseException | None, Mapping[str, str] | None], dict[str, Any]]
+"""Makes a route's error response: ``(status, request, error or None, extra headers) -> response``."""
+
+
+class BadRequest(ValueError):
+    """A request the route cannot answer as asked (an invalid option): a 400 that says what is wrong."""
+
+    def __init__(self, problem: str, short: str = "invalid option") -> None:
+        super().__init__(problem)
+        self.problem = problem
+        """What is wrong and what would be valid (visitor-facing, never echoes the input)."""
+        self.short = short
+        """A few words for where space is short (a badge's message)."""
+
+
 def _error_response(
-    status: int, request: Request, problem: str | None = None, headers: Mapping[str, str] | None = None
+    status: int, request: Request, error: BaseException | None = None, headers: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
+    problem = getattr(error, "problem", None)
     try:
-        body = render_error_page(status, home_href=request.link(), problem=problem)
+        body = render_error_page(status, home_href=request.link(links.HOME), problem=problem)
     except Exception:  # noqa: BLE001 - the error page itself failed: log it, still answer with HTML
         log_event(_logger, logging.ERROR, "error page failed to render", exc_info=True, status=status)
         body = _FALLBACK_PAGE
@@ -217,46 +299,76 @@ def _error_fields(error: BaseException) -> dict[str, Any]:
     return fields
 
 
-def _respond(page: Callable[[Request], Page], request: Request, cache_control: str) -> dict[str, Any]:
+def serve(
+    request: Request, respond: Callable[[Request], dict[str, Any]], error_response: ErrorResponder
+) -> dict[str, Any]:
+    """Answer ``request`` with ``respond``, or with ``error_response`` for every failure the site names.
+
+    405 for a method the gateway does not route, 400 for an invalid tag or option, 503 with ``Retry-After``
+    when DynamoDB throttles, 500 for anything else; the details go to the log, never to the visitor.
+    """
     event, context = request.event, request.context
-    if event.get("httpMethod") != "GET":
-        # Only GET is routed; anything else must not write, and says what would work.
-        return _error_response(405, request, headers={"Allow": "GET"})
+    if request.method not in ROUTED_METHODS:
+        # Only GET and HEAD are routed; anything else must not write, and says what would work.
+        return error_response(405, request, None, {"Allow": ", ".join(ROUTED_METHODS)})
     try:
-        result = page(request)
-        values = {"home_href": request.link(), **result.values}
-        return html_response(200, render(result.template, **values), cache_control)
-    except InvalidTag as error:
+        return respond(request)
+    except (InvalidTag, BadRequest) as error:
         log_event(
             _logger,
             logging.INFO,
-            "invalid tag",
+            "invalid tag" if isinstance(error, InvalidTag) else "invalid option",
             problem=error.problem,
             raw_tag=str((event.get("pathParameters") or {}).get("tag"))[:200],
             **_request_fields(event, context),
         )
-        return _error_response(400, request, problem=error.problem)
-    except Exception as error:  # noqa: BLE001 - every failure becomes an HTML page, never a 502
+        return error_response(400, request, error, None)
+    except Exception as error:  # noqa: BLE001 - every failure becomes a page (or badge), never a 502
         fields = {**_request_fields(event, context), **_error_fields(error)}
         if is_throttling(error):
             log_event(_logger, logging.WARNING, "dynamodb throttled the request", **fields)
-            return _error_response(503, request, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+            return error_response(503, request, error, {"Retry-After": str(RETRY_AFTER_SECONDS)})
         log_event(_logger, logging.ERROR, "request failed", exc_info=True, **fields)
-        return _error_response(500, request)
+        return error_response(500, request, error, None)
+
+
+def route_handler(
+    respond: Callable[[Request], dict[str, Any]],
+    error_response: ErrorResponder,
+    fallback: Callable[[], dict[str, Any]],
+) -> Callable[[dict, Any], dict]:
+    """A Lambda handler for API Gateway's proxy integration that answers through ``serve``.
+
+    ``fallback`` answers when even that fails (an event of an unexpected shape): never a 502. A ``HEAD``
+    gets exactly what a ``GET`` would, status and headers, with an empty body.
+    """
+
+    def handler(event: dict, context: Any) -> dict:
+        event = event or {}
+        try:
+            response = serve(Request(event, context), respond, error_response)
+        except Exception:  # noqa: BLE001 - last resort: never a 502
+            log_event(_logger, logging.ERROR, "request failed before it could be answered", exc_info=True)
+            response = fallback()
+        if event.get("httpMethod") == "HEAD":
+            response = {**response, "body": "", "isBase64Encoded": False}
+        return response
+
+    return handler
 
 
 def page_handler(cache_control: str) -> Callable[[Callable[[Request], Page]], Callable[[dict, Any], dict]]:
     """Make a Lambda handler of a page function (``Request -> Page``) with the site's error handling."""
 
     def decorate(page: Callable[[Request], Page]) -> Callable[[dict, Any], dict]:
-        @functools.wraps(page)
-        def handler(event: dict, context: Any) -> dict:
-            try:
-                return _respond(page, Request(event or {}, context), cache_control)
-            except Exception:  # noqa: BLE001 - last resort (e.g. an event of an unexpected shape): never a 502
-                log_event(_logger, logging.ERROR, "request failed before it could be answered", exc_info=True)
-                return html_response(500, _FALLBACK_PAGE, ERROR_CACHE_CONTROL)
+        def respond(request: Request) -> dict[str, Any]:
+            result = page(request)
+            values = {"home_href": request.link(links.HOME), **result.values}
+            return html_response(200, render(result.template, **values), cache_control)
 
-        return handler
+        handler = route_handler(
+            respond, _error_response, lambda: html_response(500, _FALLBACK_PAGE, ERROR_CACHE_CONTROL)
+        )
+        return functools.wraps(page)(handler)
 
     return decorate

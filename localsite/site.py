@@ -287,7 +287,7 @@ class LocalSite:
         # What the program sets on every deployed function, set here for the same handlers; the unique-visitor
         # window's key is random per run (the window's markers are not saved across restarts either).
         environment = {
-            **definition.function_environment(self.settings),
+            **definition.function_environment(self.settings, self.routes),
             **definition.visitor_key_environment(self.settings, secrets.token_urlsafe(32)),
             TABLE_NAME_ENV: self.table_name,
         }
@@ -415,7 +415,8 @@ class LocalSite:
             return self._not_found()
         path = raw_path[len(prefix) :] or "/"
         found = match_route(path, self.routes)
-        if found is None or found[0].method != method:
+        # API Gateway routes GET and HEAD on every route (a HEAD goes to the GET's function).
+        if found is None or found[0].method != ("GET" if method == "HEAD" else method):
             # API Gateway answers an unknown path or method with MISSING_AUTHENTICATION_TOKEN; the stack's
             # gateway response turns it into this 404 page.
             return self._not_found()
@@ -426,7 +427,9 @@ class LocalSite:
             parameters,
             stage=stage,
             method=method,
-            headers=headers,
+            # API Gateway sets X-Forwarded-Proto itself (https); here it is http.
+            headers=[(k, v) for k, v in headers if k.lower() != "x-forwarded-proto"]
+            + [("X-Forwarded-Proto", "http")],
             query=parse_qsl(query, keep_blank_values=True),
             source_ip=source_ip,
             domain_name=self.host,

@@ -93,3 +93,20 @@ def test_only_counting_functions_may_write_visitor_markers() -> None:
         assert writes_markers is spec.counts_visits
     assert ("dynamodb:PutItem", "tag#*") not in definition.VISIT.pairs()
     assert ("dynamodb:PutItem", "visitor#*") in definition.VISIT.pairs()
+def test_the_functions_get_the_route_table_for_their_links() -> None:
+    import json
+
+    from functions import links
+
+    environment = definition.function_environment(definition.Settings())
+    table = json.loads(environment[links.ROUTE_PATHS_ENV])
+    assert table == {route.name: route.path for route in definition.ROUTES}
+    # Every route name the functions link to is one the definition serves.
+    names = {v for n, v in vars(links).items() if n.isupper() and n[0] != "_" and n != "ROUTE_PATHS_ENV"}
+    assert names <= set(table)
+    # Another route table (the local site's, a test's) reaches the functions the same way; HEAD routes are not links.
+    other = definition.ROUTES + (
+        definition.Route("/elsewhere/{tag}", definition.VISIT),
+        definition.Route("/tags/{tag}", definition.VISIT, method="HEAD"),
+    )
+    assert json.loads(definition.function_environment(definition.Settings(), other)[links.ROUTE_PATHS_ENV]) == table

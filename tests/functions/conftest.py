@@ -19,7 +19,7 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from definition import ROUTES, create_table
+from definition import ROUTES, Settings, create_table, function_environment
 from functions import history
 from functions.store import get_store
 from localsite.aws import local_aws, mark_answered
@@ -150,23 +150,24 @@ class Site:
         method: str = "GET",
         stage: str | None = None,
         user_agent: str | None = BROWSER,
+        headers: list[tuple[str, str]] | None = None,
         **kwargs: Any,
     ) -> dict[str, Any]:
         """A REST proxy event for a raw (percent-encoded) path, as API Gateway builds it (``user_agent=None``:
-        the request had no User-Agent header; ``source_ip=...`` sets the client's address)."""
+        the request had no User-Agent header; ``source_ip=...`` sets the client's address; ``headers`` added)."""
         found = match_route(path)
         assert found is not None, f"no route for {path}"
         route, parameters = found
-        headers = [("Host", "abc123.execute-api.us-east-1.amazonaws.com")]
+        sent = [("Host", "abc123.execute-api.us-east-1.amazonaws.com"), ("X-Forwarded-Proto", "https")]
         if user_agent is not None:
-            headers.append(("User-Agent", user_agent))
+            sent.append(("User-Agent", user_agent))
         return rest_proxy_event(
             route,
             path,
             parameters,
             stage=self.stage if stage is None else stage,
             method=method,
-            headers=headers,
+            headers=sent + list(headers or []),
             **kwargs,
         )
 
@@ -209,6 +210,9 @@ class Site:
 def site(monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
     """A fresh moto table (stream and TTL on) named by ``TABLE_NAME``; the store is rebuilt for it."""
     with local_aws():
+        # What the program sets on every function (the route table for links included), then the table.
+        for name, value in function_environment(Settings()).items():
+            monkeypatch.setenv(name, value)
         monkeypatch.setenv("TABLE_NAME", TABLE)
         get_store.cache_clear()
         client = boto3.client("dynamodb", region_name="us-east-1")

@@ -53,8 +53,18 @@ def test_tag_text_comes_back_escaped(site: Site) -> None:
     # Escaping is on for everything a template prints: a value with markup is shown, not interpreted.
     from functions.web import render
 
-    body = render("count.html", tag='"><script>x</script>', visits=0, today=0, chart=bar_chart(()), total=0,
-                  visit_href="#", home_href="./")
+    snippets = {"badges": [], "endpoint": "", "shields": ""}
+    body = render(
+        "count.html",
+        tag='"><script>x</script>',
+        visits=0,
+        today=0,
+        chart=bar_chart(()),
+        total=0,
+        visit_href="#",
+        home_href="./",
+        badge_snippets=snippets,
+    )
     assert "<script>x" not in body and str(escape('"><script>x</script>')) in body
 
 
@@ -87,12 +97,15 @@ def test_missing_path_parameters_is_400_and_writes_nothing(site: Site) -> None:
     assert site.scan() == []
 
 
-@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"])
-@pytest.mark.parametrize("path", ["/", "/tags/hello", "/counts/hello"])
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "get"])
+@pytest.mark.parametrize(
+    "path", ["/", "/tags/hello", "/counts/hello", "/tags/hello/badge.svg", "/counts/hello/badge.svg",
+             "/counts/hello/badge.json"]
+)
 def test_non_get_is_405_with_allow_and_writes_nothing(site: Site, method: str, path: str) -> None:
     response = site.get(path, method=method)
     assert response["statusCode"] == 405
-    assert response["headers"]["Allow"] == "GET"
+    assert response["headers"]["Allow"] == "GET, HEAD"
     assert response["headers"]["Content-Security-Policy"]
     assert site.scan() == []
 

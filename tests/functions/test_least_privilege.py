@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from definition import COUNT, HOME, STREAM_PROCESSOR, VISIT, FunctionSpec
+from definition import COUNT, COUNT_BADGE, COUNT_BADGE_JSON, HOME, STREAM_PROCESSOR, VISIT, VISIT_BADGE, FunctionSpec
 from functions import rules
 from functions.store import get_store
 
@@ -107,7 +107,23 @@ def test_route_handlers_call_exactly_their_actions(site: Site, monkeypatch: pyte
     site.get("/tags/hello")
     site.get("/tags/hello")
     assert [call.operation for call in calls][2:] == ["PutItem", "UpdateItem", "PutItem", "GetItem"]
+    site.get("/tags/hello", method="HEAD")  # a HEAD reads the tag instead of counting
+    assert [call.operation for call in calls][6:] == ["GetItem"]
     assert_exact_pairs(VISIT, calls)
+
+    # The counting badge follows the same rule (the window is still on here; a tag this visitor has not seen).
+    calls.clear()
+    site.get("/tags/badge/badge.svg")
+    site.get("/tags/badge/badge.svg", method="HEAD")
+    assert [call.operation for call in calls] == ["PutItem", "UpdateItem", "GetItem"]
+    assert_exact_pairs(VISIT_BADGE, calls)
+
+    for path, spec in (("/counts/hello/badge.svg", COUNT_BADGE), ("/counts/hello/badge.json", COUNT_BADGE_JSON)):
+        calls.clear()
+        site.get(path)
+        site.get(path, method="HEAD")
+        assert [call.operation for call in calls] == ["GetItem", "GetItem"]
+        assert_exact_pairs(spec, calls)
 
 
 def test_invalid_and_refused_requests_call_nothing(site: Site) -> None:
@@ -115,6 +131,9 @@ def test_invalid_and_refused_requests_call_nothing(site: Site) -> None:
     site.get("/tags/a%2Fb")
     site.get("/tags/hello", method="POST")
     site.get("/counts/%F0%9F%98%80")
+    site.get("/tags/a%2Fb/badge.svg")
+    site.get("/tags/hello/badge.svg", query=[("style", "round")])  # an invalid option: nothing counted
+    site.get("/counts/hello/badge.json", method="DELETE")
     assert calls == []
 
 

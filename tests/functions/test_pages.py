@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -182,7 +183,14 @@ def test_fixtures_match_the_routes_they_claim() -> None:
         found = match_route(event["path"].replace("é", "%C3%A9"))
         assert found is not None and found[0].path == event["resource"]
         assert event["multiValueHeaders"]["Host"] == [event["headers"]["Host"]]
-    assert {route.path for route in ROUTES} == {"/", "/tags/{tag}", "/counts/{tag}"}
+    assert {route.path for route in ROUTES} == {
+        "/",
+        "/tags/{tag}",
+        "/counts/{tag}",
+        "/tags/{tag}/badge.svg",
+        "/counts/{tag}/badge.svg",
+        "/counts/{tag}/badge.json",
+    }
 
 
 def test_style_hash_in_the_policy_matches_the_inline_stylesheet(site: Site) -> None:
@@ -198,8 +206,10 @@ def test_style_hash_in_the_policy_matches_the_inline_stylesheet(site: Site) -> N
 def test_pages_load_nothing_external(site: Site) -> None:
     for path in ("/", "/tags/hello", "/counts/hello"):
         body = site.get(path)["body"]
-        assert "http://" not in body and "https://" not in body and "<script" not in body
-        assert "<link" not in body and "<img" not in body
+        assert "<script" not in body and "<link" not in body and "<img" not in body
+        # Absolute URLs appear only as text to copy (the badge snippets), never as something the page loads.
+        assert all(not urlsplit(href).scheme and not href.startswith("//") for href in parse_page(body).links)
+        assert 'src="' not in body and "url(http" not in body
 
 
 @pytest.mark.parametrize("status", [400, 404, 405, 500, 503])

@@ -116,7 +116,7 @@ def test_one_function_per_route_plus_the_processor(program: ProgramRun) -> None:
         # Only page renderers get Jinja2; the processor ships without it.
         assert function.state.get("layers", []) == ([layer["arn"]] if spec.uses_templates else [])
         checked += 1
-    assert checked == 4
+    assert checked == len(definition.FUNCTIONS)
 
 
 def test_functions_ship_the_built_code_archive(program: ProgramRun) -> None:
@@ -170,7 +170,15 @@ def test_every_route_reaches_its_function(program: ProgramRun) -> None:
 
 def test_shared_path_prefixes_are_one_resource_each(program: ProgramRun) -> None:
     paths = sorted(api_path(program, r.id) for r in program.of_type(API_RESOURCE))
-    assert paths == ["/counts", "/counts/{tag}", "/tags", "/tags/{tag}"]
+    assert paths == [
+        "/counts",
+        "/counts/{tag}",
+        "/counts/{tag}/badge.json",
+        "/counts/{tag}/badge.svg",
+        "/tags",
+        "/tags/{tag}",
+        "/tags/{tag}/badge.svg",
+    ]
 
 
 def test_each_permission_is_scoped_to_its_method_and_path(program: ProgramRun) -> None:
@@ -429,5 +437,8 @@ def test_stack_outputs(program: ProgramRun) -> None:
     assert outputs["url"].endswith("/dev/")
     assert outputs["example_tag_url"] == outputs["url"] + "tags/" + definition.EXAMPLE_TAGS[0]
     assert outputs["example_count_url"] == outputs["url"] + "counts/" + definition.EXAMPLE_TAGS[0]
+    assert outputs["example_badge_url"] == outputs["url"] + "tags/" + definition.EXAMPLE_TAGS[0] + "/badge.svg"
+    assert outputs["example_count_badge_url"] == outputs["url"] + "counts/" + definition.EXAMPLE_TAGS[0] + "/badge.svg"
+    assert outputs["example_badge_json_url"] == outputs["url"] + "counts/" + definition.EXAMPLE_TAGS[0] + "/badge.json"
     assert outputs["table_name"] == program.one(TABLE)["name"]
     assert set(outputs["function_names"]) == {spec.name for spec in definition.FUNCTIONS}
