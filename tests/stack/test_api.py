@@ -1,0 +1,228 @@
+"""The REST API under mocks: one Swagger document from ``definition.ROUTES``, its Deployment trigger, the
+permissions, and the gateway responses with their link home.
+
+Each check counts what it inspected and asserts the count, so a check that silently matched nothing fails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+
+import definition
+from components.rest_api import GATEWAY_HOME_HREF, gateway_responses
+from functions import web
+from tests.stack.conftest import ProgramRun, Registration, run_program, stack_config_strings
+
+FUNCTION = "aws:lambda/function:Function"
+REST_API = "aws:apigateway/restApi:RestApi"
+PERMISSION = "aws:lambda/permission:Permission"
+DEPLOYMENT = "aws:apigateway/deployment:Deployment"
+STAGE = "aws:apigateway/stage:Stage"
+# What the document replaced: none of these may be declared beside it.
+PIECEMEAL = (
+    "aws:apigateway/resource:Resource",
+    "aws:apigateway/method:Method",
+    "aws:apigateway/integration:Integration",
+    "aws:apigateway/response:Response",
+)
+BADGE_ROUTES = (
+    definition.Route("/tags/{tag}/badge.svg", definition.VISIT),
+    definition.Route("/counts/{tag}/badge.svg", definition.COUNT),
+    definition.Route("/counts/{tag}/badge.json", definition.COUNT),
+)
+
+
+def document(program: ProgramRun) -> dict[str, Any]:
+    """The Swagger document the REST API is imported from."""
+    return json.loads(program.one(REST_API)["body"])
+
+
+def function_for(program: ProgramRun, spec: definition.FunctionSpec) -> Registration:
+    """The deployed function running ``spec``'s handler."""
+    return program.one(FUNCTION, lambda r: r["handler"] == spec.handler)
+
+
+def trigger(program: ProgramRun) -> str:
+    """The Deployment's redeployment trigger."""
+    return program.one(DEPLOYMENT)["triggers"]["document"]
+
+
+def assert_serves(program: ProgramRun, routes: tuple[definition.Route, ...]) -> None:
+    """Every route's GET and HEAD, and nothing else, is a Lambda proxy integration of the route's function."""
+    paths = document(program)["paths"]
+    assert sorted(paths) == sorted({route.path for route in routes})
+    checked = 0
+    for route in routes:
+        operations = paths[route.path]
+        assert set(operations) == {"get", "head"}
+        invoke_arn = function_for(program, route.function)["invokeArn"]
+        for method in ("get", "head"):
+            integration = operations[method]["x-amazon-apigateway-integration"]
+            # The path parameters reach the function as the proxy integration delivers them: nothing maps them.
+            assert integration == {
+                "type": "aws_proxy",
+                "httpMethod": "POST",
+                "uri": invoke_arn,
+                "passthroughBehavior": "when_no_match",
+            }
+            names = re.findall(r"\{(\w+)\}", route.path)
+            assert [p["name"] for p in operations[method].get("parameters", [])] == names
+            checked += 1
+    assert checked == 2 * len(routes)
+
+
+def test_every_route_get_and_head_reaches_its_function(program: ProgramRun) -> None:
+    assert_serves(program, definition.ROUTES)
+    assert document(program)["swagger"] == "2.0"
+
+
+def test_the_document_is_the_whole_api(program: ProgramRun) -> None:
+    api = program.one(REST_API)
+    # Overwrite: a route or gateway response the document no longer holds is removed, not merged.
+    assert api["putRestApiMode"] == "overwrite"
+    assert api["endpointConfiguration"] == {"types": "REGIONAL"}
+    assert [r.name for typ in PIECEMEAL for r in program.of_type(typ)] == []
+
+
+def test_new_routes_are_served_and_permitted_with_no_other_change() -> None:
+    routes = definition.ROUTES + BADGE_ROUTES
+    badges = run_program(routes=routes)
+    assert_serves(badges, routes)
+    assert len(badges.of_type(PERMISSION)) == 2 * len(routes)
+
+
+def test_each_permission_is_scoped_to_its_method_and_path(program: ProgramRun) -> None:
+    api = program.one(REST_API)
+    permissions = program.of_type(PERMISSION)
+    assert len(permissions) == 2 * len(definition.ROUTES)
+    checked = 0
+    for route in definition.ROUTES:
+        function = function_for(program, route.function)
+        for method in ("GET", "HEAD"):
+            permission = program.one(PERMISSION, lambda p: p["sourceArn"] == f"{api['executionArn']}/*/{method}{route.path}")
+            assert permission["function"] == function["name"]
+            assert permission["principal"] == "apigateway.amazonaws.com"
+            assert permission["action"] == "lambda:InvokeFunction"
+            assert permission.name.startswith(f"site-{method.lower()}-")
+            checked += 1
+    assert checked == len(permissions)
+    root = program.one(PERMISSION, lambda p: p["sourceArn"].endswith("/*/GET/"))
+    assert root["function"] == function_for(program, definition.HOME)["name"]
+
+
+def test_the_stage_serves_the_deployment_once_every_permission_exists(program: ProgramRun) -> None:
+    deployment = program.one(DEPLOYMENT)
+    stage = program.one(STAGE)
+    assert stage["deployment"] == deployment.id
+    assert {p.urn for p in program.of_type(PERMISSION)} <= set(stage.dependencies)
+    # The deployment is taken of the API after its document was imported.
+    assert program.one(REST_API).urn in deployment.dependencies
+    assert "triggers" in deployment.replace_on_changes
+    assert not deployment.delete_before_replace
+
+
+def test_the_deployment_trigger_is_the_hash_of_the_document(program: ProgramRun) -> None:
+    body = program.one(REST_API)["body"]
+    assert trigger(program) == hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def test_the_trigger_stays_when_nothing_the_api_serves_changes(program: ProgramRun) -> None:
+    assert trigger(run_program()) == trigger(program)
+    unrelated = stack_config_strings("dev") | {
+        "tag-counter:throttleRateLimit": "7",
+        "tag-counter:routeMemoryMb": "512",
+        "tag-counter:logRetentionDays": "30",
+        "tag-counter:streamBatchSize": "10",
+    }
+    assert trigger(run_program(unrelated)) == trigger(program)
+
+
+def test_the_trigger_changes_when_a_route_moves(program: ProgramRun) -> None:
+    moved = tuple(
+        definition.Route("/count/{tag}", route.function) if route.function is definition.COUNT else route
+        for route in definition.ROUTES
+    )
+    changed = run_program(routes=moved)
+    assert trigger(changed) != trigger(program)
+    assert "/count/{tag}" in document(changed)["paths"]
+
+
+def test_the_trigger_changes_when_a_route_is_added(program: ProgramRun) -> None:
+    assert trigger(run_program(routes=definition.ROUTES + BADGE_ROUTES[:1])) != trigger(program)
+
+
+def test_the_trigger_changes_when_a_route_is_served_by_another_function(program: ProgramRun) -> None:
+    swapped = tuple(
+        definition.Route(route.path, definition.VISIT) if route.function is definition.COUNT else route
+        for route in definition.ROUTES
+    )
+    assert trigger(run_program(routes=swapped)) != trigger(program)
+
+
+def test_the_trigger_changes_when_an_integration_target_changes(program: ProgramRun) -> None:
+    # A replaced function has a new name, so a new invoke ARN: the integrations must follow it.
+    replaced = run_program(function_salt="replaced")
+    assert function_for(replaced, definition.HOME)["invokeArn"] != function_for(program, definition.HOME)["invokeArn"]
+    assert trigger(replaced) != trigger(program)
+
+
+def test_the_trigger_changes_when_a_gateway_response_changes(program: ProgramRun) -> None:
+    def reword_404(monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setitem(web.ERROR_PAGES, 404, ("Nothing here", "Try the home page."))
+
+    changed = run_program(patch=reword_404)
+    assert "Nothing here" in document(changed)["x-amazon-apigateway-gateway-responses"]["RESOURCE_NOT_FOUND"][
+        "responseTemplates"
+    ]["text/html"]
+    assert trigger(changed) != trigger(program)
+
+
+def test_gateway_responses_serve_the_html_error_pages(program: ProgramRun) -> None:
+    responses = document(program)["x-amazon-apigateway-gateway-responses"]
+    assert set(responses) == {"MISSING_AUTHENTICATION_TOKEN", "RESOURCE_NOT_FOUND", "DEFAULT_5XX", "THROTTLED"}
+    pages = {status: web.render_error_page(status, home_href=GATEWAY_HOME_HREF) for status in (404, 500, 429)}
+    for response_type in ("MISSING_AUTHENTICATION_TOKEN", "RESOURCE_NOT_FOUND"):
+        assert responses[response_type]["statusCode"] == "404"
+        assert responses[response_type]["responseTemplates"] == {"text/html": pages[404], "application/json": pages[404]}
+    # Keeps API Gateway's own status (502/503/504) and serves the error page.
+    assert "statusCode" not in responses["DEFAULT_5XX"]
+    assert responses["DEFAULT_5XX"]["responseTemplates"]["text/html"] == pages[500]
+    throttled = responses["THROTTLED"]
+    assert throttled["statusCode"] == "429"
+    assert throttled["responseTemplates"]["text/html"] == pages[429]
+    assert throttled["responseParameters"]["gatewayresponse.header.Retry-After"] == f"'{web.RETRY_AFTER_SECONDS}'"
+    headers = web.security_headers("no-store")
+    for response_type, response in responses.items():
+        parameters = response["responseParameters"]
+        assert parameters["gatewayresponse.header.Content-Type"] == "'text/html; charset=utf-8'"
+        assert parameters["gatewayresponse.header.Content-Security-Policy"] == f"'{web.CONTENT_SECURITY_POLICY}'"
+        extra = {"Retry-After"} if response_type == "THROTTLED" else set()
+        assert {key.removeprefix("gatewayresponse.header.") for key in parameters} == set(headers) | {"Content-Type"} | extra
+
+
+def test_the_404_page_links_home_on_the_default_endpoint(program: ProgramRun) -> None:
+    page = document(program)["x-amazon-apigateway-gateway-responses"]["MISSING_AUTHENTICATION_TOKEN"][
+        "responseTemplates"
+    ]["text/html"]
+    links = re.findall(r'<a href="([^"]*)"', page)
+    assert links and set(links) == {"/$context.stage/"}  # the header's and the message's
+    # What API Gateway serves once it substitutes the variable: the path of the stack's home page.
+    served = page.replace("$context.stage", program.settings.stage_name)
+    assert set(re.findall(r'<a href="([^"]*)"', served)) == {urlparse(program.outputs["url"]).path} == {"/dev/"}
+    assert "$" not in served
+
+
+def test_a_gateway_page_with_another_dollar_variable_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"only \$context\.stage may appear"):
+        gateway_responses("<p>costs $context.path</p>", "<p>500</p>", {})
+    with pytest.raises(ValueError, match="5xx"):
+        gateway_responses("<p>404</p>", "<p>$5</p>", {})
+    # The stage variable alone is what the pages' home link needs, and is accepted.
+    [not_found, *_] = gateway_responses('<a href="/$context.stage/">home</a>', "<p>500</p>", {})
+    assert not_found.templates["text/html"] == '<a href="/$context.stage/">home</a>'
