@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from functions.history import DEFAULT_HISTORY_DAYS, HISTORY_DAYS_ENV, MAX_HISTORY_DAYS
 from functions.keys import MARKER_PREFIX, PARTITION_KEY, TAG_PREFIX, TOTAL_KEY, TTL_ATTRIBUTE
@@ -35,25 +35,44 @@ CODE_DIRECTORIES = ("functions", "templates")
 CODE_SUFFIXES = (".py", ".html", ".css")
 
 
+class Grant(NamedTuple):
+    """One table permission: an IAM action on the items whose partition key matches a ``StringLike`` pattern."""
+
+    action: str
+    """``dynamodb:<Operation>``; inside ``TransactWriteItems`` each item needs the action of its kind (Put, Update...)."""
+    key_pattern: str
+    """``dynamodb:LeadingKeys`` pattern (``StringLike``: ``*`` matches any run of characters)."""
+
+
 @dataclass(frozen=True)
 class FunctionSpec:
-    """One Lambda function: what it runs and exactly which DynamoDB calls its handler makes."""
+    """One Lambda function: what it runs and exactly which DynamoDB calls its handler makes, on which keys."""
 
     name: str
     """Short name, used in resource names and log lines (``visit`` → ``tag-counter-visit``)."""
     handler: str
     """Dotted path to the handler, ``module.function``, relative to the code archive's root."""
-    actions: tuple[str, ...]
-    """The IAM actions its handler calls on the table; the role grants these and nothing else."""
-    leading_keys: tuple[str, ...]
-    """``dynamodb:LeadingKeys`` patterns (``StringLike``) the handler's item keys always match."""
+    grants: tuple[Grant, ...]
+    """Exactly the (action, key pattern) pairs its handler uses; the role allows these pairs and no others."""
     uses_templates: bool
     """Whether it renders pages: only those get the Jinja2 layer."""
+
+    @property
+    def actions(self) -> tuple[str, ...]:
+        """The distinct table actions of ``grants``, in order."""
+        return tuple(dict.fromkeys(grant.action for grant in self.grants))
+
+    def key_patterns(self, action: str) -> tuple[str, ...]:
+        """The key patterns ``action`` is granted on."""
+        return tuple(dict.fromkeys(grant.key_pattern for grant in self.grants if grant.action == action))
+
+
+HEAD_METHOD = "HEAD"
 
 
 @dataclass(frozen=True)
 class Route:
-    """One page of the site: a ``GET`` path of the REST API served by one function."""
+    """One page of the site: a path of the REST API served by one function."""
 
     path: str
     """REST API path, with ``{param}`` placeholders, as API Gateway declares it."""
@@ -64,35 +83,45 @@ class Route:
     def name(self) -> str:
         return self.function.name
 
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """The HTTP methods routed to the function: ``method``, and ``HEAD`` beside ``GET`` (answered like GET
+        without a body, never writing)."""
+        return (self.method, HEAD_METHOD) if self.method == "GET" else (self.method,)
+
+
+TAG_KEYS = TAG_PREFIX + "*"
+MARKER_KEYS = MARKER_PREFIX + "*"
 
 HOME = FunctionSpec(
     name="home",
     handler="functions.home.handler",
-    actions=("dynamodb:GetItem",),
-    leading_keys=(TOTAL_KEY,),
+    grants=(Grant("dynamodb:GetItem", TOTAL_KEY),),
     uses_templates=True,
 )
 VISIT = FunctionSpec(
     name="visit",
     handler="functions.visit.handler",
-    actions=("dynamodb:UpdateItem",),
-    leading_keys=(TAG_PREFIX + "*",),
+    grants=(Grant("dynamodb:UpdateItem", TAG_KEYS),),
     uses_templates=True,
 )
 COUNT = FunctionSpec(
     name="count",
     handler="functions.count.handler",
-    actions=("dynamodb:BatchGetItem",),
-    leading_keys=(TAG_PREFIX + "*", TOTAL_KEY),
+    # One BatchGetItem reads the tag and the total together.
+    grants=(Grant("dynamodb:BatchGetItem", TAG_KEYS), Grant("dynamodb:BatchGetItem", TOTAL_KEY)),
     uses_templates=True,
 )
 STREAM_PROCESSOR = FunctionSpec(
     name="stream",
     handler="functions.stream_processor.handler",
-    # One TransactWriteItems (Update of the total, conditional Put of the marker) per batch;
-    # GetItem reads a marker back when the transaction is cancelled because it already exists.
-    actions=("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"),
-    leading_keys=(TOTAL_KEY, MARKER_PREFIX + "*"),
+    grants=(
+        # One TransactWriteItems per batch: Update of the total, conditional Put of the batch's marker.
+        Grant("dynamodb:UpdateItem", TOTAL_KEY),
+        Grant("dynamodb:PutItem", MARKER_KEYS),
+        # Reads a marker back when the transaction is cancelled because it already exists.
+        Grant("dynamodb:GetItem", MARKER_KEYS),
+    ),
     uses_templates=False,
 )
 
@@ -121,6 +150,15 @@ STREAM_FILTER_PATTERNS: tuple[dict[str, Any], ...] = (
     {"dynamodb": {"Keys": {PARTITION_KEY: {"S": [{"prefix": TAG_PREFIX}]}}}},
 )
 
+LOG_RETENTION_DAYS: tuple[int, ...] = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+)  # fmt: skip
+"""The only retention periods CloudWatch Logs accepts (``PutRetentionPolicy``), in days."""
+
+MALFORMED_RECORD_MESSAGE = "malformed stream record skipped"
+"""The log line of a stream record the processor could not read; a metric filter counts them (``components.alarms``),
+and ``tests/stack`` checks that the processor logs exactly this."""
+
 MAX_ROUTE_TIMEOUT_SECONDS = 29
 """API Gateway's REST integration timeout: a route function allowed longer would only be cut off."""
 MIN_PROCESSOR_TIMEOUT_SECONDS = 10
@@ -136,6 +174,7 @@ class Settings:
     stage_name: str = "dev"
     """API Gateway stage, and the first path segment of every URL."""
     log_retention_days: int = 14
+    """Days CloudWatch keeps each function's logs: one of ``LOG_RETENTION_DAYS``."""
     route_memory_mb: int = 256
     route_timeout_seconds: int = 5
     processor_memory_mb: int = 256
@@ -205,8 +244,11 @@ class Settings:
                 f"processorTimeoutSeconds must be between {MIN_PROCESSOR_TIMEOUT_SECONDS} and 900: the stream "
                 "processor starts no write with less than 5 s left, so a shorter timeout would fail every batch"
             )
-        if not 1 <= self.log_retention_days <= 3653:
-            raise ValueError("logRetentionDays must be between 1 and 3653")
+        if self.log_retention_days not in LOG_RETENTION_DAYS:
+            raise ValueError(
+                f"logRetentionDays must be one of CloudWatch Logs' retention periods "
+                f"({', '.join(map(str, LOG_RETENTION_DAYS))}), got {self.log_retention_days}"
+            )
         if self.throttle_rate_limit <= 0 or self.throttle_burst_limit < 1:
             raise ValueError("throttleRateLimit must be above 0 and throttleBurstLimit at least 1")
         if self.iterator_age_alarm_ms < 1:

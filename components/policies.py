@@ -43,15 +43,25 @@ def statement(
     return body
 
 
-def table_statement(spec: definition.FunctionSpec, table_arn: pulumi.Input[str]) -> dict[str, Any]:
-    """Exactly the table calls ``spec``'s handler makes, limited to the item keys it may touch."""
-    return statement(
-        "TableItems",
-        spec.actions,
-        [table_arn],
-        # ForAllValues: every partition key in the request must match one of the patterns.
-        {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(spec.leading_keys)}},
-    )
+def table_statements(spec: definition.FunctionSpec, table_arn: pulumi.Input[str]) -> list[dict[str, Any]]:
+    """Exactly the (action, key pattern) pairs of ``spec.grants``: one statement per action, naming only the key
+    patterns granted with that action.
+
+    One statement per action rather than per pair: a request with several keys (``BatchGetItem`` of a tag and the
+    total) is allowed only if one statement's patterns cover every key in it (``ForAllValues``).
+    """
+    statements = []
+    for action in spec.actions:
+        statements.append(
+            statement(
+                "Table" + action.split(":", 1)[1],
+                (action,),
+                [table_arn],
+                # ForAllValues: every partition key in the request must match one of the patterns.
+                {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(spec.key_patterns(action))}},
+            )
+        )
+    return statements
 
 
 def log_statement(log_group_arn: pulumi.Input[str]) -> dict[str, Any]:

@@ -67,7 +67,7 @@ class SiteFunction(pulumi.ComponentResource):
             f"{name}-policy",
             role=self.role.id,
             policy=policies.policy_document(
-                policies.table_statement(spec, args.table_arn),
+                *policies.table_statements(spec, args.table_arn),
                 policies.log_statement(self.log_group.arn),
             ),
             opts=child,

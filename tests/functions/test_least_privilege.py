@@ -1,16 +1,19 @@
-"""Each handler's DynamoDB calls map exactly onto its FunctionSpec's IAM actions and LeadingKeys.
+"""Each handler's DynamoDB calls map exactly onto its FunctionSpec's (action, key pattern) grants.
 
 ``definition.FUNCTIONS`` feeds the stack's IAM policies; this test records what the real handlers actually call
 (botocore ``before-call`` hook) across their success and recovery paths, so a policy can be neither too wide
-nor too narrow.
+nor too narrow: every (action, key) a handler uses is granted, and every grant is used.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from fnmatch import fnmatchcase
 from typing import Any
 
-from definition import COUNT, HOME, STREAM_PROCESSOR, VISIT, FunctionSpec
+import pytest
+
+from definition import COUNT, HOME, STREAM_PROCESSOR, TOTAL_KEY, VISIT, FunctionSpec, Grant
 from functions.store import get_store
 
 from .conftest import Call, Site, record_calls
@@ -24,32 +27,33 @@ TRANSACT_ACTIONS = {
 }
 
 
-def actions_and_keys(calls: list[Call]) -> tuple[set[str], set[str]]:
-    """The IAM actions and the partition keys a list of API calls needs."""
-    actions: set[str] = set()
-    keys: set[str] = set()
+def used_pairs(calls: list[Call]) -> set[tuple[str, str]]:
+    """The (IAM action, partition key) pairs a list of API calls needs."""
+    pairs: set[tuple[str, str]] = set()
     for call in calls:
         params: dict[str, Any] = call.params
         if call.operation == "TransactWriteItems":
             for item in params["TransactItems"]:
                 [(kind, body)] = item.items()
-                actions.add("dynamodb:" + TRANSACT_ACTIONS[kind])
-                keys.add((body.get("Key") or body.get("Item"))["pk"]["S"])
+                pairs.add(("dynamodb:" + TRANSACT_ACTIONS[kind], (body.get("Key") or body.get("Item"))["pk"]["S"]))
             continue
-        actions.add("dynamodb:" + call.operation)
+        action = "dynamodb:" + call.operation
         if "Key" in params:
-            keys.add(params["Key"]["pk"]["S"])
+            pairs.add((action, params["Key"]["pk"]["S"]))
         for table in (params.get("RequestItems") or {}).values():
-            keys.update(key["pk"]["S"] for key in table["Keys"])
-    return actions, keys
+            pairs.update((action, key["pk"]["S"]) for key in table["Keys"])
+    return pairs
 
 
 def assert_matches(spec: FunctionSpec, calls: list[Call]) -> None:
-    actions, keys = actions_and_keys(calls)
-    assert calls and keys, f"{spec.name} made no call: the test would prove nothing"
-    assert actions == set(spec.actions), f"{spec.name}: calls {sorted(actions)}, policy {sorted(spec.actions)}"
-    for key in keys:
-        assert any(fnmatchcase(key, pattern) for pattern in spec.leading_keys), (spec.name, key)
+    pairs = used_pairs(calls)
+    assert calls and pairs, f"{spec.name} made no call: the test would prove nothing"
+    used = set()
+    for action, key in pairs:
+        matching = [grant for grant in spec.grants if grant.action == action and fnmatchcase(key, grant.key_pattern)]
+        assert matching, f"{spec.name} calls {action} on {key!r}, which none of its grants allows"
+        used.update(matching)
+    assert used == set(spec.grants), f"{spec.name}: grants never used: {sorted(set(spec.grants) - used)}"
 
 
 def test_route_handlers_call_exactly_their_actions(site: Site) -> None:
@@ -93,3 +97,15 @@ def test_stream_processor_calls_exactly_its_actions(site: Site) -> None:
     assert stream_processor.handler(event, LambdaContext("stream", 30)) == {"batchItemFailures": []}
     assert [call.operation for call in calls] == ["TransactWriteItems", "TransactWriteItems", "GetItem"]
     assert_matches(STREAM_PROCESSOR, calls)
+
+
+def test_the_pair_check_fails_on_a_grant_never_used(site: Site) -> None:
+    """Test of the test: the right action on a key pattern the handler never touches is caught."""
+    calls = record_calls(get_store().client)
+    site.get("/tags/hello")
+    wider = dataclasses.replace(VISIT, grants=VISIT.grants + (Grant("dynamodb:UpdateItem", TOTAL_KEY),))
+    with pytest.raises(AssertionError, match="never used"):
+        assert_matches(wider, calls)
+    narrower = dataclasses.replace(VISIT, grants=(Grant("dynamodb:UpdateItem", TOTAL_KEY),))
+    with pytest.raises(AssertionError, match="none of its grants allows"):
+        assert_matches(narrower, calls)
