@@ -1,7 +1,8 @@
 """The tag-counter stack: reads the stack's config and composes the site from ``definition.py``.
 
-``pulumi up`` builds the code archive and the Jinja2 layer under ``build/`` (the layer once per pinned set of
-requirements), then creates the table, one function per route, the stream processor, the REST API and alarms.
+``pulumi up`` builds the code archive and the Jinja2 layer under ``build/`` (both with Python 3.13 bytecode from
+one pinned compiler, cached by content), then creates the table, one function per route, the stream processor,
+the REST API (one document: every route and gateway response) and alarms.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import definition
 from components import packaging
 from components.alarms import Alarms, AlarmsArgs
 from components.layer import TemplateLayer, TemplateLayerArgs
-from components.rest_api import RestApi, RestApiArgs
+from components.rest_api import GATEWAY_HOME_HREF, RestApi, RestApiArgs
 from components.site_function import SiteFunction, SiteFunctionArgs
 from components.stream_processor import StreamProcessor, StreamProcessorArgs
 from components.table import CounterTable, CounterTableArgs
@@ -75,9 +76,10 @@ site = RestApi(
     RestApiArgs(
         routes=definition.ROUTES,
         functions={name: function.function for name, function in route_functions.items()},
-        not_found_page=web.render_error_page(404),
-        server_error_page=web.render_error_page(500),
-        throttled_page=web.render_error_page(429),
+        # Gateway pages cannot know the depth of the path they answer: their home link is the stage's root.
+        not_found_page=web.render_error_page(404, home_href=GATEWAY_HOME_HREF),
+        server_error_page=web.render_error_page(500, home_href=GATEWAY_HOME_HREF),
+        throttled_page=web.render_error_page(429, home_href=GATEWAY_HOME_HREF),
         retry_after_seconds=web.RETRY_AFTER_SECONDS,
         response_headers=web.security_headers("no-store"),
         stage_name=settings.stage_name,
@@ -92,7 +94,12 @@ alarms = Alarms(
     AlarmsArgs(
         function_names={name: f.function.name for name, f in site_functions.items()},
         processor_function_name=processor.function.name,
+        processor_log_group_name=processor.site_function.log_group.name,
+        table_name=table.name,
         on_failure_queue_name=processor.queue.name,
+        rest_api_name=site.api.name,
+        stage_name=site.stage.stage_name,
+        metric_namespace=f"{definition.PROJECT}/{stack}",
         iterator_age_threshold_ms=settings.iterator_age_alarm_ms,
     ),
 )
