@@ -30,6 +30,19 @@ def stalled_expression(writes: str, age: str) -> str:
     return f"IF(FILL({age}, -1) < 0 AND FILL({writes}, 0) > 0, {STALLED_AGE_MS}, FILL({age}, 0))"
 
 
+def metric_query(
+    query_id: str, namespace: str, metric_name: str, dimensions: Mapping[str, pulumi.Input[str]], stat: str, period: int
+) -> aws.cloudwatch.MetricAlarmMetricQueryArgs:
+    """One metric an alarm's expression reads (not itself the alarm's value)."""
+    return aws.cloudwatch.MetricAlarmMetricQueryArgs(
+        id=query_id,
+        metric=aws.cloudwatch.MetricAlarmMetricQueryMetricArgs(
+            namespace=namespace, metric_name=metric_name, dimensions=dict(dimensions), stat=stat, period=period
+        ),
+        return_data=False,
+    )
+
+
 @dataclass
 class AlarmsArgs:
     """What to watch and how close."""
@@ -102,28 +115,10 @@ class Alarms(pulumi.ComponentResource):
             alarm_description=f"{definition.PROJECT}: the stream processor is falling behind the table's stream, "
             "or stopped reading it while the table is written",
             metric_queries=[
-                aws.cloudwatch.MetricAlarmMetricQueryArgs(
-                    id="age",
-                    metric=aws.cloudwatch.MetricAlarmMetricQueryMetricArgs(
-                        namespace="AWS/Lambda",
-                        metric_name="IteratorAge",
-                        dimensions={"FunctionName": args.processor_function_name},
-                        stat="Maximum",
-                        period=period,
-                    ),
-                    return_data=False,
-                ),
-                aws.cloudwatch.MetricAlarmMetricQueryArgs(
-                    id="writes",
-                    metric=aws.cloudwatch.MetricAlarmMetricQueryMetricArgs(
-                        namespace="AWS/DynamoDB",
-                        metric_name="ConsumedWriteCapacityUnits",
-                        dimensions={"TableName": args.table_name},
-                        stat="Sum",
-                        period=period,
-                    ),
-                    return_data=False,
-                ),
+                metric_query("age", "AWS/Lambda", "IteratorAge", {"FunctionName": args.processor_function_name},
+                             "Maximum", period),
+                metric_query("writes", "AWS/DynamoDB", "ConsumedWriteCapacityUnits", {"TableName": args.table_name},
+                             "Sum", period),
                 aws.cloudwatch.MetricAlarmMetricQueryArgs(
                     id="behind",
                     expression=stalled_expression("writes", "age"),

@@ -178,6 +178,14 @@ class BytecodeError(RuntimeError):
     Python 3.13."""
 
 
+def _run(command: list[str], failure: RuntimeError, cwd: Path | None = None) -> None:
+    """Run a build step; if it fails, raise ``failure`` with the exit code and what the step printed."""
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        output = (result.stdout + result.stderr).strip()
+        raise type(failure)(f"{failure} (exit {result.returncode}):\n{output}")
+
+
 def compiler_key() -> str:
     """What the compiled bytes depend on besides the sources: the pinned compiler's files."""
     digest = hashlib.sha256()
@@ -227,18 +235,11 @@ def install_compiler(cache_dir: Path | None = None, search_path: str | None = No
     try:
         for name in COMPILER_FILES:
             shutil.copyfile(COMPILER_SOURCE / name, workspace / name)
-        result = subprocess.run(
+        _run(
             [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
+            BytecodeError(f"npm could not install the bytecode compiler (Pyodide {PYODIDE_VERSION}) from the npm registry"),
             cwd=workspace,
-            capture_output=True,
-            text=True,
-            check=False,
         )
-        if result.returncode != 0:
-            raise BytecodeError(
-                f"npm could not install the bytecode compiler (Pyodide {PYODIDE_VERSION}) from the npm registry "
-                f"(exit {result.returncode}):\n{(result.stdout + result.stderr).strip()}"
-            )
         try:
             workspace.rename(target)
         except OSError:
@@ -263,15 +264,11 @@ def compile_tree(tree: Path, lambda_dir: str, cache_dir: Path | None = None, sea
     node = _tool("node", search_path)
     check_node(node)
     compiler = install_compiler(cache_dir, search_path)
-    result = subprocess.run(
-        compile_command(node, compiler, tree, lambda_dir), capture_output=True, text=True, check=False, cwd=compiler
+    _run(
+        compile_command(node, compiler, tree, lambda_dir),
+        BytecodeError(f"the sources could not be compiled for Lambda's Python {definition.LAYER_PYTHON_VERSION}"),
+        cwd=compiler,
     )
-    if result.returncode != 0:
-        output = (result.stdout + result.stderr).strip()
-        raise BytecodeError(
-            f"the sources could not be compiled for Lambda's Python {definition.LAYER_PYTHON_VERSION} "
-            f"(exit {result.returncode}):\n{output}"
-        )
 
 
 def code_cache_key(entries: Iterable[tuple[str, Path]]) -> str:
@@ -350,17 +347,13 @@ def build_layer(cache_dir: Path = BUILD_DIR / "layer", requirements: Path = defi
     cache_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".build-") as workspace:
         tree = Path(workspace)
-        result = subprocess.run(
+        _run(
             pip_install_command(tree / "python", requirements),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise LayerBuildError(
+            LayerBuildError(
                 f"pip could not build the Jinja2 layer for {definition.LAYER_PLATFORM} "
-                f"python{definition.LAYER_PYTHON_VERSION} (exit {result.returncode}):\n{result.stderr.strip()}"
-            )
+                f"python{definition.LAYER_PYTHON_VERSION}"
+            ),
+        )
         compile_tree(tree, LAYER_ROOT)
         files = _tree_files(tree / "python", None, bytecode=True)
         entries = [(path.relative_to(tree).as_posix(), path) for path in files]
