@@ -15,7 +15,7 @@ import definition
 from components import packaging
 from components.alarms import Alarms, AlarmsArgs
 from components.layer import TemplateLayer, TemplateLayerArgs
-from components.rest_api import GATEWAY_HOME_HREF, RestApi, RestApiArgs
+from components.rest_api import RestApi, RestApiArgs
 from components.site_function import SiteFunction, SiteFunctionArgs
 from components.stream_processor import StreamProcessor, StreamProcessorArgs
 from components.table import CounterTable, CounterTableArgs
@@ -77,9 +77,9 @@ site = RestApi(
         routes=definition.ROUTES,
         functions={name: function.function for name, function in route_functions.items()},
         # Gateway pages cannot know the depth of the path they answer: their home link is the stage's root.
-        not_found_page=web.render_error_page(404, home_href=GATEWAY_HOME_HREF),
-        server_error_page=web.render_error_page(500, home_href=GATEWAY_HOME_HREF),
-        throttled_page=web.render_error_page(429, home_href=GATEWAY_HOME_HREF),
+        not_found_page=web.render_error_page(404, home_href=definition.GATEWAY_HOME_HREF),
+        server_error_page=web.render_error_page(500, home_href=definition.GATEWAY_HOME_HREF),
+        throttled_page=web.render_error_page(429, home_href=definition.GATEWAY_HOME_HREF),
         retry_after_seconds=web.RETRY_AFTER_SECONDS,
         response_headers=web.security_headers("no-store"),
         stage_name=settings.stage_name,

@@ -39,7 +39,7 @@ class Grant(NamedTuple):
     """One table permission: an IAM action on the items whose partition key matches a ``StringLike`` pattern."""
 
     action: str
-    """``dynamodb:<Operation>``; inside ``TransactWriteItems`` each item needs the action of its kind (Put, Update...)."""
+    """``dynamodb:<Operation>``; inside ``TransactWriteItems``, each item needs the action of its kind (Put...)."""
     key_pattern: str
     """``dynamodb:LeadingKeys`` pattern (``StringLike``: ``*`` matches any run of characters)."""
 
@@ -163,6 +163,12 @@ MAX_ROUTE_TIMEOUT_SECONDS = 29
 """API Gateway's REST integration timeout: a route function allowed longer would only be cut off."""
 MIN_PROCESSOR_TIMEOUT_SECONDS = 10
 """Twice the stream processor's 5 s write safety margin (``functions.stream_processor.SAFETY_MARGIN_MS``)."""
+
+GATEWAY_HOME_HREF = "/$context.stage/"
+"""The home link of the pages API Gateway itself serves (404, its 5xx, throttling). They cannot know the depth of the
+path they answer, so the link is absolute: the stage's root on the default endpoint
+(``https://<id>.execute-api.<region>.amazonaws.com/<stage>/``), API Gateway substituting ``$context.stage`` when it
+answers. Behind a custom domain with a base path mapping it would need that base path instead."""
 
 EXAMPLE_TAGS = ("hello", "serverless", "café")
 

@@ -237,7 +237,7 @@ def install_compiler(cache_dir: Path | None = None, search_path: str | None = No
             shutil.copyfile(COMPILER_SOURCE / name, workspace / name)
         _run(
             [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
-            BytecodeError(f"npm could not install the bytecode compiler (Pyodide {PYODIDE_VERSION}) from the npm registry"),
+            BytecodeError(f"npm could not install the bytecode compiler (Pyodide {PYODIDE_VERSION}) from its registry"),
             cwd=workspace,
         )
         try:

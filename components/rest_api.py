@@ -30,11 +30,8 @@ SERVER_ERROR_RESPONSE_TYPE = "DEFAULT_5XX"
 THROTTLED_RESPONSE_TYPE = "THROTTLED"
 
 GATEWAY_VARIABLES = ("$context.stage",)
-"""The ``$`` variables a gateway response page may hold: API Gateway substitutes them when it answers."""
-GATEWAY_HOME_HREF = "/$context.stage/"
-"""The home link of gateway response pages. They cannot know the depth of the path they answer, so the link is
-absolute: the stage's root, right on the default endpoint (``https://<id>.execute-api.<region>.amazonaws.com``).
-Behind a custom domain with a base path it would need that base path instead."""
+"""The ``$`` variables a gateway response page may hold (``definition.GATEWAY_HOME_HREF``): API Gateway
+substitutes them when it answers."""
 
 
 @dataclass(frozen=True)
@@ -59,8 +56,8 @@ def gateway_responses(
     page (with ``Retry-After``) for requests the stage's throttling turns away.
 
     Gateway response templates are not Velocity templates, but API Gateway still substitutes ``$context``
-    variables in them: a page may hold the ones of ``GATEWAY_VARIABLES`` (its home link, ``GATEWAY_HOME_HREF``),
-    and any other ``$`` is refused rather than deployed garbled.
+    variables in them: a page may hold the ones of ``GATEWAY_VARIABLES`` (its home link,
+    ``definition.GATEWAY_HOME_HREF``), and any other ``$`` is refused rather than deployed garbled.
     """
     pages = {"404": not_found_page, "5xx": server_error_page, "429": throttled_page}
     for label, page in pages.items():

@@ -66,7 +66,8 @@ def test_a_retention_cloudwatch_does_not_offer_is_refused_naming_the_key_and_the
         settings_from({"logRetentionDays": days})
     message = str(refused.value)
     assert message.startswith("logRetentionDays must be one of CloudWatch Logs' retention periods")
-    assert "1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653" in message
+    listed = "1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653"
+    assert listed in message
     assert message.endswith(f"got {days}")
 
 

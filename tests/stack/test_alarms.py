@@ -23,7 +23,8 @@ def processor(program: ProgramRun) -> Registration:
 
 def test_every_function_has_an_errors_alarm(program: ProgramRun) -> None:
     errors = [a for a in program.of_type(ALARM) if a.state.get("metricName") == "Errors"]
-    assert sorted(a["dimensions"]["FunctionName"] for a in errors) == sorted(f["name"] for f in program.of_type(FUNCTION))
+    names = sorted(f["name"] for f in program.of_type(FUNCTION))
+    assert sorted(a["dimensions"]["FunctionName"] for a in errors) == names
     assert len(errors) == len(definition.FUNCTIONS)
 
 

@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 import pytest
 
 import definition
-from components.rest_api import GATEWAY_HOME_HREF, gateway_responses
+from components.rest_api import gateway_responses
 from functions import web
 from tests.stack.conftest import ProgramRun, Registration, run_program, stack_config_strings
 
@@ -105,7 +105,8 @@ def test_each_permission_is_scoped_to_its_method_and_path(program: ProgramRun) -
     for route in definition.ROUTES:
         function = function_for(program, route.function)
         for method in ("GET", "HEAD"):
-            permission = program.one(PERMISSION, lambda p: p["sourceArn"] == f"{api['executionArn']}/*/{method}{route.path}")
+            source_arn = f"{api['executionArn']}/*/{method}{route.path}"
+            permission = program.one(PERMISSION, lambda p: p["sourceArn"] == source_arn)
             assert permission["function"] == function["name"]
             assert permission["principal"] == "apigateway.amazonaws.com"
             assert permission["action"] == "lambda:InvokeFunction"
@@ -186,10 +187,12 @@ def test_the_trigger_changes_when_a_gateway_response_changes(program: ProgramRun
 def test_gateway_responses_serve_the_html_error_pages(program: ProgramRun) -> None:
     responses = document(program)["x-amazon-apigateway-gateway-responses"]
     assert set(responses) == {"MISSING_AUTHENTICATION_TOKEN", "RESOURCE_NOT_FOUND", "DEFAULT_5XX", "THROTTLED"}
-    pages = {status: web.render_error_page(status, home_href=GATEWAY_HOME_HREF) for status in (404, 500, 429)}
+    home = definition.GATEWAY_HOME_HREF
+    pages = {status: web.render_error_page(status, home_href=home) for status in (404, 500, 429)}
     for response_type in ("MISSING_AUTHENTICATION_TOKEN", "RESOURCE_NOT_FOUND"):
         assert responses[response_type]["statusCode"] == "404"
-        assert responses[response_type]["responseTemplates"] == {"text/html": pages[404], "application/json": pages[404]}
+        templates = responses[response_type]["responseTemplates"]
+        assert templates == dict.fromkeys(("text/html", "application/json"), pages[404])
     # Keeps API Gateway's own status (502/503/504) and serves the error page.
     assert "statusCode" not in responses["DEFAULT_5XX"]
     assert responses["DEFAULT_5XX"]["responseTemplates"]["text/html"] == pages[500]
@@ -203,7 +206,8 @@ def test_gateway_responses_serve_the_html_error_pages(program: ProgramRun) -> No
         assert parameters["gatewayresponse.header.Content-Type"] == "'text/html; charset=utf-8'"
         assert parameters["gatewayresponse.header.Content-Security-Policy"] == f"'{web.CONTENT_SECURITY_POLICY}'"
         extra = {"Retry-After"} if response_type == "THROTTLED" else set()
-        assert {key.removeprefix("gatewayresponse.header.") for key in parameters} == set(headers) | {"Content-Type"} | extra
+        names = {key.removeprefix("gatewayresponse.header.") for key in parameters}
+        assert names == set(headers) | {"Content-Type"} | extra
 
 
 def test_the_404_page_links_home_on_the_default_endpoint(program: ProgramRun) -> None:
