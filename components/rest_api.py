@@ -1,4 +1,4 @@
-"""The site's REST API: one Swagger document holding every route and gateway response, and a throttled stage.
+"""The site's REST API: one OpenAPI document holding every route and gateway response, and a throttled stage.
 
 Everything here is derived from ``definition.ROUTES``: a new route is a new line there, never a copy here.
 The API is imported from the document in one step ("overwrite"), and a Deployment, a snapshot of the API, is
@@ -28,6 +28,10 @@ NOT_FOUND_RESPONSE_TYPES = ("MISSING_AUTHENTICATION_TOKEN", "RESOURCE_NOT_FOUND"
 SERVER_ERROR_RESPONSE_TYPE = "DEFAULT_5XX"
 # The stage's throttling answers 429 before any function runs; without this it would be a JSON message.
 THROTTLED_RESPONSE_TYPE = "THROTTLED"
+
+OPENAPI_VERSION = "3.0.1"
+"""API Gateway imports OpenAPI 3.0 and Swagger 2.0 alike; 3.0 is also what moto imports, so the tests can check the
+document is one API Gateway builds the right API from."""
 
 GATEWAY_VARIABLES = ("$context.stage",)
 """The ``$`` variables a gateway response page may hold (``definition.GATEWAY_HOME_HREF``): API Gateway
@@ -128,7 +132,7 @@ def openapi_document(
     responses: Sequence[GatewayResponseSpec],
     description: str = "",
 ) -> dict[str, Any]:
-    """The whole REST API as one Swagger 2.0 document, the format Pulumi's own aws-apigateway component imports.
+    """The whole REST API as one OpenAPI 3.0 document, with API Gateway's extensions.
 
     Every method of every route (``Route.methods``: GET and HEAD) is a Lambda proxy integration of the route's
     function (``invoke_arns`` by ``FunctionSpec.name``); API Gateway always invokes Lambda with POST. The gateway
@@ -140,7 +144,8 @@ def openapi_document(
     for route in sorted(routes, key=lambda r: r.path):
         operations = paths.setdefault(route.path, {})
         parameters = [
-            {"name": name, "in": "path", "required": True, "type": "string"} for name in path_parameters(route.path)
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in path_parameters(route.path)
         ]
         for method in route.methods:
             operation: dict[str, Any] = {
@@ -166,9 +171,8 @@ def openapi_document(
             response["statusCode"] = spec.status_code
         gateway[spec.response_type] = response
     return {
-        "swagger": "2.0",
+        "openapi": OPENAPI_VERSION,
         "info": {"title": definition.PROJECT, "description": description, "version": "1.0"},
-        "schemes": ["https"],
         "paths": paths,
         "x-amazon-apigateway-gateway-responses": gateway,
     }
@@ -216,7 +220,7 @@ class RestApi(pulumi.ComponentResource):
     deployment: aws.apigateway.Deployment
     stage: aws.apigateway.Stage
     body: pulumi.Output[str]
-    """The Swagger document the API is imported from (``openapi_document``)."""
+    """The OpenAPI document the API is imported from (``openapi_document``)."""
     definition_hash: pulumi.Output[str]
     """SHA-256 of ``body``: the Deployment is replaced whenever it changes."""
     url: pulumi.Output[str]

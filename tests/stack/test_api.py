@@ -1,5 +1,6 @@
-"""The REST API under mocks: one Swagger document from ``definition.ROUTES``, its Deployment trigger, the
-permissions, and the gateway responses with their link home.
+"""The REST API under mocks: one OpenAPI document from ``definition.ROUTES``, its Deployment trigger, the
+permissions, and the gateway responses with their link home. The document is also validated against the OpenAPI
+3.0 schema and imported into moto's API Gateway, as ``pulumi up`` imports it into AWS's.
 
 Each check counts what it inspected and asserts the count, so a check that silently matched nothing fails.
 """
@@ -12,11 +13,15 @@ import re
 from typing import Any
 from urllib.parse import urlparse
 
+import boto3
 import pytest
+from moto import mock_aws
+from openapi_spec_validator import validate
 
 import definition
 from components.rest_api import gateway_responses
 from functions import web
+from localsite.aws import DUMMY_ENVIRONMENT
 from tests.stack.conftest import ProgramRun, Registration, run_program, stack_config_strings
 
 FUNCTION = "aws:lambda/function:Function"
@@ -39,7 +44,7 @@ BADGE_ROUTES = (
 
 
 def document(program: ProgramRun) -> dict[str, Any]:
-    """The Swagger document the REST API is imported from."""
+    """The OpenAPI document the REST API is imported from."""
     return json.loads(program.one(REST_API)["body"])
 
 
@@ -79,7 +84,7 @@ def assert_serves(program: ProgramRun, routes: tuple[definition.Route, ...]) -> 
 
 def test_every_route_get_and_head_reaches_its_function(program: ProgramRun) -> None:
     assert_serves(program, definition.ROUTES)
-    assert document(program)["swagger"] == "2.0"
+    assert document(program)["openapi"] == "3.0.1"
 
 
 def test_the_document_is_the_whole_api(program: ProgramRun) -> None:
@@ -230,3 +235,66 @@ def test_a_gateway_page_with_another_dollar_variable_is_refused() -> None:
     # The stage variable alone is what the pages' home link needs, and is accepted.
     [not_found, *_] = gateway_responses('<a href="/$context.stage/">home</a>', "<p>500</p>", {})
     assert not_found.templates["text/html"] == '<a href="/$context.stage/">home</a>'
+
+
+@pytest.fixture
+def apigateway(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A boto3 API Gateway client on moto, with dummy credentials."""
+    for key, value in DUMMY_ENVIRONMENT.items():
+        monkeypatch.setenv(key, value)
+    with mock_aws():
+        yield boto3.client("apigateway", region_name="us-east-1")
+
+
+def imported_api(client: Any, api_id: str, body: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """Import ``body`` into the API as ``pulumi up`` does (overwrite, refusing warnings); return each
+    (path, method)'s integration."""
+    client.put_rest_api(restApiId=api_id, mode="overwrite", failOnWarnings=True, body=body.encode("utf-8"))
+    integrations = {}
+    for resource in client.get_resources(restApiId=api_id)["items"]:
+        for method in resource.get("resourceMethods") or {}:
+            integrations[(resource["path"], method)] = client.get_integration(
+                restApiId=api_id, resourceId=resource["id"], httpMethod=method
+            )
+    return integrations
+
+
+def test_the_document_is_valid_openapi_3(program: ProgramRun) -> None:
+    validate(document(program))
+
+
+def test_api_gateway_builds_every_route_get_and_head_from_the_document(program: ProgramRun, apigateway: Any) -> None:
+    api_id = apigateway.create_rest_api(name="site")["id"]
+    integrations = imported_api(apigateway, api_id, program.one(REST_API)["body"])
+    expected = {(route.path, method) for route in definition.ROUTES for method in ("GET", "HEAD")}
+    assert set(integrations) == expected
+    for route in definition.ROUTES:
+        for method in ("GET", "HEAD"):
+            integration = integrations[(route.path, method)]
+            # The extension spells it aws_proxy, as AWS's examples do; AWS reports it as AWS_PROXY, moto as written.
+            assert integration["type"].upper() == "AWS_PROXY"
+            assert integration["httpMethod"] == "POST"
+            assert integration["uri"] == function_for(program, route.function)["invokeArn"]
+    assert len(integrations) == 2 * len(definition.ROUTES)
+
+
+def test_an_overwriting_import_removes_a_route_the_definition_dropped(program: ProgramRun, apigateway: Any) -> None:
+    api_id = apigateway.create_rest_api(name="site")["id"]
+    imported_api(apigateway, api_id, program.one(REST_API)["body"])
+    without_counts = tuple(route for route in definition.ROUTES if route.function is not definition.COUNT)
+    smaller = run_program(routes=without_counts)
+    integrations = imported_api(apigateway, api_id, smaller.one(REST_API)["body"])
+    assert {path for path, _ in integrations} == {route.path for route in without_counts}
+    assert "/counts/{tag}" not in {r["path"] for r in apigateway.get_resources(restApiId=api_id)["items"]}
+
+
+def test_the_checks_refuse_a_document_api_gateway_would_warn_about(program: ProgramRun, apigateway: Any) -> None:
+    """Test of the test: a path parameter left undeclared is caught by the validation and by the import."""
+    broken = document(program)
+    for operation in broken["paths"]["/tags/{tag}"].values():
+        del operation["parameters"]
+    with pytest.raises(Exception, match="tag"):
+        validate(broken)
+    api_id = apigateway.create_rest_api(name="site")["id"]
+    with pytest.raises(apigateway.exceptions.BadRequestException):
+        imported_api(apigateway, api_id, json.dumps(broken))
