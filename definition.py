@@ -155,6 +155,8 @@ LOG_RETENTION_DAYS: tuple[int, ...] = (
 )  # fmt: skip
 """The only retention periods CloudWatch Logs accepts (``PutRetentionPolicy``), in days."""
 
+STREAM_RETENTION_MS = 24 * 3600 * 1000
+"""How long DynamoDB Streams keeps a record: no iterator age can be larger."""
 MALFORMED_RECORD_MESSAGE = "malformed stream record skipped"
 """The log line of a stream record the processor could not read; a metric filter counts them (``components.alarms``),
 and ``tests/stack`` checks that the processor logs exactly this."""
@@ -237,6 +239,8 @@ class Settings:
             raise ValueError("streamMaxRecordAgeSeconds must be -1 or between 60 and 604800")
         if not self.stage_name or not self.stage_name.replace("-", "").replace("_", "").isalnum():
             raise ValueError("stageName may hold only letters, digits, '-' and '_'")
+        if len(self.stage_name) > 128:
+            raise ValueError("stageName must be at most 128 characters (API Gateway's limit)")
         for key, memory in (("routeMemoryMb", self.route_memory_mb), ("processorMemoryMb", self.processor_memory_mb)):
             if not 128 <= memory <= 10_240:
                 raise ValueError(f"{key} must be between 128 and 10240 (Lambda's limits)")
@@ -257,8 +261,11 @@ class Settings:
             )
         if self.throttle_rate_limit <= 0 or self.throttle_burst_limit < 1:
             raise ValueError("throttleRateLimit must be above 0 and throttleBurstLimit at least 1")
-        if self.iterator_age_alarm_ms < 1:
-            raise ValueError("iteratorAgeAlarmMs must be at least 1")
+        if not 1 <= self.iterator_age_alarm_ms < STREAM_RETENTION_MS:
+            raise ValueError(
+                f"iteratorAgeAlarmMs must be at least 1 and below {STREAM_RETENTION_MS} (the stream's 24 h): a "
+                "record is gone before its age reaches that, and a stalled processor reads as exactly that age"
+            )
         if not 1 <= self.history_days <= MAX_HISTORY_DAYS:
             raise ValueError(f"historyDays must be between 1 and {MAX_HISTORY_DAYS}: each day is kept on every tag item")
 

@@ -13,9 +13,9 @@ import definition
 
 MALFORMED_RECORDS_METRIC = "MalformedStreamRecords"
 """The metric the processor's log group counts skipped malformed records under (namespace ``metric_namespace``)."""
-STALLED_AGE_MS = 24 * 3600 * 1000
+STALLED_AGE_MS = definition.STREAM_RETENTION_MS
 """What the iterator-age alarm reads when the table was written but the processor never ran: the stream's whole
-24-hour retention, above any threshold."""
+24-hour retention, above any threshold the settings accept."""
 
 
 def malformed_record_pattern() -> str:

@@ -53,6 +53,8 @@ def test_config_keys_are_camel_case_and_typed() -> None:
         ("logRetentionDays", "0", "logRetentionDays"),
         ("throttleRateLimit", "0", "throttleRateLimit"),
         ("iteratorAgeAlarmMs", "0", "iteratorAgeAlarmMs"),
+        ("iteratorAgeAlarmMs", "86400000", "below 86400000"),
+        ("stageName", "s" * 129, "at most 128"),
     ],
 )
 def test_a_value_aws_would_reject_is_named(key: str, value: str, message: str) -> None:
