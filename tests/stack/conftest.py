@@ -185,6 +185,15 @@ class ProgramRun:
         return next(r for r in self.registrations if r.urn == urn)
 
 
+FUNCTION = "aws:lambda/function:Function"
+STAGE = "aws:apigateway/stage:Stage"
+
+
+def function_for(program: ProgramRun, spec: definition.FunctionSpec) -> Registration:
+    """The deployed function running ``spec``'s handler."""
+    return program.one(FUNCTION, lambda r: r["handler"] == spec.handler)
+
+
 def fake_build_layer(cache_dir: Path = packaging.BUILD_DIR / "layer-test") -> Path:
     """A layer zip from this virtualenv's Jinja2 and MarkupSafe, for mock runs only (see the module docstring)."""
     entries: list[tuple[str, Path]] = []

@@ -9,16 +9,15 @@ import pytest
 import definition
 from components.alarms import MALFORMED_RECORDS_METRIC, STALLED_AGE_MS, malformed_record_pattern
 from functions import stream_processor
-from tests.stack.conftest import ProgramRun, Registration
+from tests.stack.conftest import FUNCTION, ProgramRun, Registration, function_for
 
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
-FUNCTION = "aws:lambda/function:Function"
 FILTER = "aws:cloudwatch/logMetricFilter:LogMetricFilter"
 
 
 def processor(program: ProgramRun) -> Registration:
     """The deployed stream processor."""
-    return program.one(FUNCTION, lambda f: f["handler"] == definition.STREAM_PROCESSOR.handler)
+    return function_for(program, definition.STREAM_PROCESSOR)
 
 
 def test_every_function_has_an_errors_alarm(program: ProgramRun) -> None:

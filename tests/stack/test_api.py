@@ -22,13 +22,11 @@ import definition
 from components.rest_api import gateway_responses
 from functions import web
 from localsite.aws import DUMMY_ENVIRONMENT
-from tests.stack.conftest import ProgramRun, Registration, run_program, stack_config_strings
+from tests.stack.conftest import FUNCTION, STAGE, ProgramRun, function_for, run_program, stack_config_strings
 
-FUNCTION = "aws:lambda/function:Function"
 REST_API = "aws:apigateway/restApi:RestApi"
 PERMISSION = "aws:lambda/permission:Permission"
 DEPLOYMENT = "aws:apigateway/deployment:Deployment"
-STAGE = "aws:apigateway/stage:Stage"
 # What the document replaced: none of these may be declared beside it.
 PIECEMEAL = (
     "aws:apigateway/resource:Resource",
@@ -47,10 +45,6 @@ def document(program: ProgramRun) -> dict[str, Any]:
     """The OpenAPI document the REST API is imported from."""
     return json.loads(program.one(REST_API)["body"])
 
-
-def function_for(program: ProgramRun, spec: definition.FunctionSpec) -> Registration:
-    """The deployed function running ``spec``'s handler."""
-    return program.one(FUNCTION, lambda r: r["handler"] == spec.handler)
 
 
 def trigger(program: ProgramRun) -> str:

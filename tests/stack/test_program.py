@@ -13,23 +13,25 @@ import pytest
 
 import definition
 from components import packaging, policies
-from tests.stack.conftest import ProgramRun, Registration, run_program, stack_config_strings
+from tests.stack.conftest import (
+    FUNCTION,
+    STAGE,
+    ProgramRun,
+    Registration,
+    function_for,
+    run_program,
+    stack_config_strings,
+)
 
 TABLE = "aws:dynamodb/table:Table"
-FUNCTION = "aws:lambda/function:Function"
 ROLE = "aws:iam/role:Role"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
-STAGE = "aws:apigateway/stage:Stage"
 MAPPING = "aws:lambda/eventSourceMapping:EventSourceMapping"
 QUEUE = "aws:sqs/queue:Queue"
 
 ROUTE_SPECS = list(dict.fromkeys(route.function for route in definition.ROUTES))
 
-
-def function_for(program: ProgramRun, spec: definition.FunctionSpec) -> Registration:
-    """The deployed function running ``spec``'s handler."""
-    return program.one(FUNCTION, lambda r: r["handler"] == spec.handler)
 
 
 def policies_of(program: ProgramRun, function: Registration) -> list[dict[str, Any]]:
