@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from functions.history import DEFAULT_HISTORY_DAYS, HISTORY_DAYS_ENV, MAX_HISTORY_DAYS
 from functions import links
@@ -39,54 +39,53 @@ CODE_DIRECTORIES = ("functions", "templates")
 CODE_SUFFIXES = (".py", ".html", ".css", ".svg", ".json")
 
 
-@dataclass(frozen=True)
-class Grant:
-    """Table actions on item keys: every action of it is allowed on every key pattern of it, and no other."""
+class Grant(NamedTuple):
+    """One table permission: an IAM action on the items whose partition key matches a ``StringLike`` pattern."""
 
-    actions: tuple[str, ...]
-    leading_keys: tuple[str, ...]
-    """``dynamodb:LeadingKeys`` patterns (``StringLike``)."""
+    action: str
+    """``dynamodb:<Operation>``; inside ``TransactWriteItems``, each item needs the action of its kind (Put...)."""
+    key_pattern: str
+    """``dynamodb:LeadingKeys`` pattern (``StringLike``: ``*`` matches any run of characters)."""
 
 
 @dataclass(frozen=True)
 class FunctionSpec:
-    """One Lambda function: what it runs and exactly which DynamoDB calls its handler makes.
-
-    Its IAM is ``actions`` on ``leading_keys`` (every pair), plus each of ``more_grants`` on its own keys, so a
-    function can write one namespace without being allowed every other action there.
-    """
+    """One Lambda function: what it runs and exactly which DynamoDB calls its handler makes, on which keys."""
 
     name: str
     """Short name, used in resource names and log lines (``visit`` → ``tag-counter-visit``)."""
     handler: str
     """Dotted path to the handler, ``module.function``, relative to the code archive's root."""
-    actions: tuple[str, ...]
-    """The IAM actions its handler calls on the table; the role grants these and nothing else."""
-    leading_keys: tuple[str, ...]
-    """``dynamodb:LeadingKeys`` patterns (``StringLike``) the handler's item keys always match."""
+    grants: tuple[Grant, ...]
+    """Exactly the (action, key pattern) pairs its handler uses; the role allows these pairs and no others."""
     uses_templates: bool
     """Whether it renders pages: only those get the Jinja2 layer."""
-    more_grants: tuple[Grant, ...] = ()
-    """Further (actions, keys) the handler uses, each its own statement."""
 
     @property
-    def grants(self) -> tuple[Grant, ...]:
-        """Everything the role allows on the table, one ``Grant`` per policy statement."""
-        return (Grant(self.actions, self.leading_keys), *self.more_grants)
+    def actions(self) -> tuple[str, ...]:
+        """The distinct table actions of ``grants``, in order."""
+        return tuple(dict.fromkeys(grant.action for grant in self.grants))
+
+    def key_patterns(self, action: str) -> tuple[str, ...]:
+        """The key patterns ``action`` is granted on."""
+        return tuple(dict.fromkeys(grant.key_pattern for grant in self.grants if grant.action == action))
 
     def pairs(self) -> frozenset[tuple[str, str]]:
         """The exact (action, key pattern) pairs the role allows."""
-        return frozenset((a, k) for grant in self.grants for a in grant.actions for k in grant.leading_keys)
+        return frozenset(self.grants)
 
     @property
     def counts_visits(self) -> bool:
         """Whether it may write unique-visitor markers: only such functions get the visitor key."""
-        return VISITOR_GRANT in self.more_grants
+        return VISITOR_GRANT in self.grants
+
+
+HEAD_METHOD = "HEAD"
 
 
 @dataclass(frozen=True)
 class Route:
-    """One page of the site: a ``GET`` path of the REST API served by one function."""
+    """One page of the site: a path of the REST API served by one function."""
 
     path: str
     """REST API path, with ``{param}`` placeholders, as API Gateway declares it."""
@@ -98,69 +97,77 @@ class Route:
         """The route's name, the pages' handle for linking to it: its function's name."""
         return self.function.name
 
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """The HTTP methods routed to the function: ``method``, and ``HEAD`` beside ``GET`` (answered like GET
+        without a body, never writing)."""
+        return (self.method, HEAD_METHOD) if self.method == "GET" else (self.method,)
+
+
+TAG_KEYS = TAG_PREFIX + "*"
+MARKER_KEYS = MARKER_PREFIX + "*"
+VISITOR_KEYS = VISITOR_PREFIX + "*"
+
+VISITOR_GRANT = Grant("dynamodb:PutItem", VISITOR_KEYS)
+"""What a counting function needs for the unique-visitor window: a conditional PutItem of its markers, no more."""
+COUNTING_GRANTS = (
+    # One UpdateItem adds the visit and its day; the rare rewrite after a long silence is an UpdateItem too,
+    # from the old item the failed condition returns (ReturnValuesOnConditionCheckFailure needs no read).
+    Grant("dynamodb:UpdateItem", TAG_KEYS),
+    # A HEAD, a bot or a repeat visitor reads the tag instead (functions.counting).
+    Grant("dynamodb:GetItem", TAG_KEYS),
+    VISITOR_GRANT,
+)
+"""What every counting route's function uses: the rules of ``functions.counting``."""
 
 HOME = FunctionSpec(
     name=links.HOME,
     handler="functions.home.handler",
-    actions=("dynamodb:GetItem",),
-    leading_keys=(TOTAL_KEY,),
+    grants=(Grant("dynamodb:GetItem", TOTAL_KEY),),
     uses_templates=True,
 )
-VISITOR_GRANT = Grant(("dynamodb:PutItem",), (VISITOR_PREFIX + "*",))
-"""What a counting function needs for the unique-visitor window: a conditional PutItem of its markers, no more."""
-COUNTING_ACTIONS = ("dynamodb:GetItem", "dynamodb:UpdateItem")
-"""On ``tag#*``: UpdateItem counts; GetItem shows a bot or a repeat visitor the count without adding to it."""
-
 VISIT = FunctionSpec(
     name=links.VISIT,
     handler="functions.visit.handler",
-    # One UpdateItem adds the visit and its day; the rare rewrite after a long silence is an UpdateItem too,
-    # from the old item the failed condition returns (ReturnValuesOnConditionCheckFailure needs no read).
-    # A HEAD, a bot or a repeat visitor reads the tag with GetItem instead (functions.counting).
-    actions=COUNTING_ACTIONS,
-    leading_keys=(TAG_PREFIX + "*",),
+    grants=COUNTING_GRANTS,
     uses_templates=True,
-    more_grants=(VISITOR_GRANT,),
 )
 COUNT = FunctionSpec(
     name=links.COUNT,
     handler="functions.count.handler",
-    # One BatchGetItem of the tag and the total, projecting pk, visits and the window's day attributes.
-    actions=("dynamodb:BatchGetItem",),
-    leading_keys=(TAG_PREFIX + "*", TOTAL_KEY),
+    # One BatchGetItem reads the tag and the total together, projecting pk, visits and the window's days.
+    grants=(Grant("dynamodb:BatchGetItem", TAG_KEYS), Grant("dynamodb:BatchGetItem", TOTAL_KEY)),
     uses_templates=True,
 )
 VISIT_BADGE = FunctionSpec(
     name=links.VISIT_BADGE,
     handler="functions.visit_badge.handler",
-    # The same rule as the visit page (functions.counting): UpdateItem counts, a HEAD, a bot or a repeat reads.
-    actions=COUNTING_ACTIONS,
-    leading_keys=(TAG_PREFIX + "*",),
+    grants=COUNTING_GRANTS,
     uses_templates=True,
-    more_grants=(VISITOR_GRANT,),
 )
 COUNT_BADGE = FunctionSpec(
     name=links.COUNT_BADGE,
     handler="functions.count_badge.handler",
-    actions=("dynamodb:GetItem",),
-    leading_keys=(TAG_PREFIX + "*",),
+    grants=(Grant("dynamodb:GetItem", TAG_KEYS),),
     uses_templates=True,
 )
 COUNT_BADGE_JSON = FunctionSpec(
     name=links.COUNT_BADGE_JSON,
     handler="functions.count_badge_json.handler",
-    actions=("dynamodb:GetItem",),
-    leading_keys=(TAG_PREFIX + "*",),
+    grants=(Grant("dynamodb:GetItem", TAG_KEYS),),
     # It renders no template, but shares the badges' module (functions.badge), which imports Jinja2.
     uses_templates=True,
 )
 STREAM_PROCESSOR = FunctionSpec(
     name="stream",
     handler="functions.stream_processor.handler",
-    # One TransactWriteItems (Update of the total, conditional Put of the marker) per batch;
-    # GetItem reads a marker back when the transaction is cancelled because it already exists.
-    actions=("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"),
-    leading_keys=(TOTAL_KEY, MARKER_PREFIX + "*"),
+    grants=(
+        # One TransactWriteItems per batch: Update of the total, conditional Put of the batch's marker.
+        Grant("dynamodb:UpdateItem", TOTAL_KEY),
+        Grant("dynamodb:PutItem", MARKER_KEYS),
+        # Reads a marker back when the transaction is cancelled because it already exists.
+        Grant("dynamodb:GetItem", MARKER_KEYS),
+    ),
     uses_templates=False,
 )
 
@@ -194,10 +201,27 @@ STREAM_FILTER_PATTERNS: tuple[dict[str, Any], ...] = (
     {"dynamodb": {"Keys": {PARTITION_KEY: {"S": [{"prefix": TAG_PREFIX}]}}}},
 )
 
+LOG_RETENTION_DAYS: tuple[int, ...] = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+)  # fmt: skip
+"""The only retention periods CloudWatch Logs accepts (``PutRetentionPolicy``), in days."""
+
+STREAM_RETENTION_MS = 24 * 3600 * 1000
+"""How long DynamoDB Streams keeps a record: no iterator age can be larger."""
+MALFORMED_RECORD_MESSAGE = "malformed stream record skipped"
+"""The log line of a stream record the processor could not read; a metric filter counts them (``components.alarms``),
+and ``tests/stack`` checks that the processor logs exactly this."""
+
 MAX_ROUTE_TIMEOUT_SECONDS = 29
 """API Gateway's REST integration timeout: a route function allowed longer would only be cut off."""
 MIN_PROCESSOR_TIMEOUT_SECONDS = 10
 """Twice the stream processor's 5 s write safety margin (``functions.stream_processor.SAFETY_MARGIN_MS``)."""
+
+GATEWAY_HOME_HREF = "/$context.stage/"
+"""The home link of the pages API Gateway itself serves (404, its 5xx, throttling). They cannot know the depth of the
+path they answer, so the link is absolute: the stage's root on the default endpoint
+(``https://<id>.execute-api.<region>.amazonaws.com/<stage>/``), API Gateway substituting ``$context.stage`` when it
+answers. Behind a custom domain with a base path mapping it would need that base path instead."""
 
 EXAMPLE_TAGS = ("hello", "serverless", "café")
 
@@ -209,6 +233,7 @@ class Settings:
     stage_name: str = "dev"
     """API Gateway stage, and the first path segment of every URL."""
     log_retention_days: int = 14
+    """Days CloudWatch keeps each function's logs: one of ``LOG_RETENTION_DAYS``."""
     route_memory_mb: int = 256
     route_timeout_seconds: int = 5
     processor_memory_mb: int = 256
@@ -269,6 +294,8 @@ class Settings:
             raise ValueError("streamMaxRecordAgeSeconds must be -1 or between 60 and 604800")
         if not self.stage_name or not self.stage_name.replace("-", "").replace("_", "").isalnum():
             raise ValueError("stageName may hold only letters, digits, '-' and '_'")
+        if len(self.stage_name) > 128:
+            raise ValueError("stageName must be at most 128 characters (API Gateway's limit)")
         for key, memory in (("routeMemoryMb", self.route_memory_mb), ("processorMemoryMb", self.processor_memory_mb)):
             if not 128 <= memory <= 10_240:
                 raise ValueError(f"{key} must be between 128 and 10240 (Lambda's limits)")
@@ -282,12 +309,18 @@ class Settings:
                 f"processorTimeoutSeconds must be between {MIN_PROCESSOR_TIMEOUT_SECONDS} and 900: the stream "
                 "processor starts no write with less than 5 s left, so a shorter timeout would fail every batch"
             )
-        if not 1 <= self.log_retention_days <= 3653:
-            raise ValueError("logRetentionDays must be between 1 and 3653")
+        if self.log_retention_days not in LOG_RETENTION_DAYS:
+            raise ValueError(
+                f"logRetentionDays must be one of CloudWatch Logs' retention periods "
+                f"({', '.join(map(str, LOG_RETENTION_DAYS))}), got {self.log_retention_days}"
+            )
         if self.throttle_rate_limit <= 0 or self.throttle_burst_limit < 1:
             raise ValueError("throttleRateLimit must be above 0 and throttleBurstLimit at least 1")
-        if self.iterator_age_alarm_ms < 1:
-            raise ValueError("iteratorAgeAlarmMs must be at least 1")
+        if not 1 <= self.iterator_age_alarm_ms < STREAM_RETENTION_MS:
+            raise ValueError(
+                f"iteratorAgeAlarmMs must be at least 1 and below {STREAM_RETENTION_MS} (the stream's 24 h): a "
+                "record is gone before its age reaches that, and a stalled processor reads as exactly that age"
+            )
         if not 1 <= self.history_days <= MAX_HISTORY_DAYS:
             raise ValueError(f"historyDays must be between 1 and {MAX_HISTORY_DAYS}: each day is kept on every tag item")
         if not 0 <= self.unique_visitor_window_minutes <= MAX_WINDOW_MINUTES:

@@ -66,13 +66,13 @@ BYTECODE_MODES = {
 
 
 def shipped_bytecode() -> tuple[str, str]:
-    """The bytecode ``components.packaging`` ships from this machine (a ``BYTECODE_MODES`` key), and why."""
+    """The bytecode ``components.packaging`` ships (a ``BYTECODE_MODES`` key), and what compiles it."""
     try:
         packaging = importlib.import_module("components.packaging")
     except ImportError as error:
         return NO_BYTECODE, f"components.packaging is not available ({error})"
-    python, reason = packaging.find_target_python()
-    return (NO_BYTECODE if python is None else LAYER_BYTECODE), reason
+    # Every machine ships the same: bytecode for the layer and the code archive, from one pinned compiler.
+    return ALL_BYTECODE, f"compiled by {packaging.COMPILER_DESCRIPTION}"
 
 
 @dataclass
@@ -221,7 +221,8 @@ def prepare_task_root(workdir: Path, *, bytecode: str = NO_BYTECODE) -> tuple[Pa
         archive = _fallback_archive(workdir / "archive")
         how = "definition.CODE_DIRECTORIES (components.packaging not available)"
     with zipfile.ZipFile(archive) as unpacked:
-        unpacked.extractall(task)
+        # Its Python 3.13 bytecode is of no use to this interpreter: each pass compiles its own stand-in below.
+        unpacked.extractall(task, members=[n for n in unpacked.namelist() if not n.endswith(".pyc")])
     for package in LAYER_PACKAGES:
         source = Path(importlib.import_module(package).__file__).parent
         shutil.copytree(source, layer / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))

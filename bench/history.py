@@ -11,7 +11,6 @@ carries the site's days as in production. A visit must stay exactly 1 ``UpdateIt
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager

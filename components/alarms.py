@@ -1,4 +1,5 @@
-"""CloudWatch alarms: a function failing, the stream falling behind, records given up on."""
+"""CloudWatch alarms: a function failing, the site answering 5xx, the stream processor stalled or behind, records
+given up on or skipped."""
 
 from __future__ import annotations
 
@@ -10,6 +11,37 @@ import pulumi_aws as aws
 
 import definition
 
+MALFORMED_RECORDS_METRIC = "MalformedStreamRecords"
+"""The metric the processor's log group counts skipped malformed records under (namespace ``metric_namespace``)."""
+STALLED_AGE_MS = definition.STREAM_RETENTION_MS
+"""What the iterator-age alarm reads when the table was written but the processor never ran: the stream's whole
+24-hour retention, above any threshold the settings accept."""
+
+
+def malformed_record_pattern() -> str:
+    """The metric filter pattern matching the processor's JSON log line for a skipped record."""
+    return f'{{ $.message = "{definition.MALFORMED_RECORD_MESSAGE}" }}'
+
+
+def stalled_expression(writes: str, age: str) -> str:
+    """Metric math for the iterator-age alarm: the processor's IteratorAge, or ``STALLED_AGE_MS`` in a period in
+    which the table was written and the processor reported no age at all (its poller stopped, its mapping is gone
+    or disabled). A quiet period, without writes and without invocations, reads 0: no visit is no failure."""
+    return f"IF(FILL({age}, -1) < 0 AND FILL({writes}, 0) > 0, {STALLED_AGE_MS}, FILL({age}, 0))"
+
+
+def metric_query(
+    query_id: str, namespace: str, metric_name: str, dimensions: Mapping[str, pulumi.Input[str]], stat: str, period: int
+) -> aws.cloudwatch.MetricAlarmMetricQueryArgs:
+    """One metric an alarm's expression reads (not itself the alarm's value)."""
+    return aws.cloudwatch.MetricAlarmMetricQueryArgs(
+        id=query_id,
+        metric=aws.cloudwatch.MetricAlarmMetricQueryMetricArgs(
+            namespace=namespace, metric_name=metric_name, dimensions=dict(dimensions), stat=stat, period=period
+        ),
+        return_data=False,
+    )
+
 
 @dataclass
 class AlarmsArgs:
@@ -19,8 +51,18 @@ class AlarmsArgs:
     """Deployed function name for each ``FunctionSpec.name``: one Errors alarm each."""
     processor_function_name: pulumi.Input[str]
     """The stream processor, whose IteratorAge says how far behind the stream it is."""
+    processor_log_group_name: pulumi.Input[str]
+    """The processor's log group, where a skipped malformed record is logged."""
+    table_name: pulumi.Input[str]
+    """The table whose writes the processor must follow (a write and no processor run is a stalled poller)."""
     on_failure_queue_name: pulumi.Input[str]
     """Any message there is a stream record that was never applied."""
+    rest_api_name: pulumi.Input[str]
+    stage_name: pulumi.Input[str]
+    """The REST API and stage whose 5XX responses are counted (every failure page is a 5xx the functions return
+    normally, so the functions' Errors metric never sees them)."""
+    metric_namespace: str
+    """Namespace of the stack's own metrics (the malformed records); one per stack, so stacks do not mix."""
     iterator_age_threshold_ms: int = 60_000
     period_seconds: int = 300
     alarm_actions: Sequence[pulumi.Input[str]] = field(default_factory=list)
@@ -28,7 +70,8 @@ class AlarmsArgs:
 
 
 class Alarms(pulumi.ComponentResource):
-    """One alarm per function's errors, one on the processor's iterator age, one on the on-failure queue."""
+    """One alarm per function's errors, one on the stage's 5XX responses, one on the processor's iterator age (a
+    stalled processor included), one on the on-failure queue, one on skipped malformed records."""
 
     def __init__(self, name: str, args: AlarmsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("tag-counter:alarms:Alarms", name, None, opts)
@@ -54,16 +97,44 @@ class Alarms(pulumi.ComponentResource):
                 opts=child,
                 **common,
             )
-        self.iterator_age = aws.cloudwatch.MetricAlarm(
-            f"{name}-stream-iterator-age",
-            alarm_description=f"{definition.PROJECT}: the stream processor is falling behind the table's stream",
-            namespace="AWS/Lambda",
-            metric_name="IteratorAge",
-            dimensions={"FunctionName": args.processor_function_name},
-            statistic="Maximum",
-            threshold=args.iterator_age_threshold_ms,
+        self.server_errors = aws.cloudwatch.MetricAlarm(
+            f"{name}-site-5xx",
+            alarm_description=f"{definition.PROJECT}: the site answered 5xx (failure pages, throttled DynamoDB, "
+            "or API Gateway errors)",
+            namespace="AWS/ApiGateway",
+            metric_name="5XXError",
+            dimensions={"ApiName": args.rest_api_name, "Stage": args.stage_name},
+            statistic="Sum",
+            threshold=0,
             opts=child,
             **common,
+        )
+        period = args.period_seconds
+        self.iterator_age = aws.cloudwatch.MetricAlarm(
+            f"{name}-stream-iterator-age",
+            alarm_description=f"{definition.PROJECT}: the stream processor is falling behind the table's stream, "
+            "or stopped reading it while the table is written",
+            metric_queries=[
+                metric_query("age", "AWS/Lambda", "IteratorAge", {"FunctionName": args.processor_function_name},
+                             "Maximum", period),
+                metric_query("writes", "AWS/DynamoDB", "ConsumedWriteCapacityUnits", {"TableName": args.table_name},
+                             "Sum", period),
+                aws.cloudwatch.MetricAlarmMetricQueryArgs(
+                    id="behind",
+                    expression=stalled_expression("writes", "age"),
+                    label="Stream processor iterator age (24 h when stalled)",
+                    return_data=True,
+                ),
+            ],
+            threshold=args.iterator_age_threshold_ms,
+            comparison_operator="GreaterThanThreshold",
+            # Two periods in a row: a write at the very end of one period is read by the processor in the next.
+            evaluation_periods=2,
+            datapoints_to_alarm=2,
+            # No data at all means the metrics themselves are gone: that is a failure too.
+            treat_missing_data="breaching",
+            alarm_actions=list(args.alarm_actions),
+            opts=child,
         )
         self.on_failure_messages = aws.cloudwatch.MetricAlarm(
             f"{name}-stream-on-failure-messages",
@@ -76,10 +147,36 @@ class Alarms(pulumi.ComponentResource):
             opts=child,
             **common,
         )
+        # The processor logs and skips a record it cannot read; the total then drifts from the tags.
+        self.malformed_filter = aws.cloudwatch.LogMetricFilter(
+            f"{name}-stream-malformed-records-filter",
+            log_group_name=args.processor_log_group_name,
+            pattern=malformed_record_pattern(),
+            metric_transformation=aws.cloudwatch.LogMetricFilterMetricTransformationArgs(
+                name=MALFORMED_RECORDS_METRIC,
+                namespace=args.metric_namespace,
+                value="1",
+                unit="Count",
+            ),
+            opts=child,
+        )
+        self.malformed_records = aws.cloudwatch.MetricAlarm(
+            f"{name}-stream-malformed-records",
+            alarm_description=f"{definition.PROJECT}: the stream processor skipped malformed records "
+            "(run the reconcile command)",
+            namespace=args.metric_namespace,
+            metric_name=MALFORMED_RECORDS_METRIC,
+            statistic="Sum",
+            threshold=0,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.malformed_filter]),
+            **common,
+        )
         self.register_outputs(
             {
                 "function_error_alarms": {k: v.arn for k, v in self.function_errors.items()},
+                "server_error_alarm": self.server_errors.arn,
                 "iterator_age_alarm": self.iterator_age.arn,
                 "on_failure_alarm": self.on_failure_messages.arn,
+                "malformed_records_alarm": self.malformed_records.arn,
             }
         )

@@ -1,29 +1,32 @@
-"""Build what Lambda runs: the code archive and the Jinja2 layer, byte for byte reproducible.
+"""Build what Lambda runs: the code archive and the Jinja2 layer, byte for byte the same on every machine.
 
 Pulumi compares archives by content: an archive whose bytes change although its sources did not shows a
-spurious diff on every ``pulumi up``. Both zips are therefore written with sorted entries, a fixed timestamp
-(1980-01-01, the earliest a zip can hold), fixed permissions and no ``__pycache__`` from this machine (only the
-bytecode a build compiles itself, see below).
+spurious diff on every ``pulumi up``, and a layer whose bytes depend on the machine publishes a new layer version
+whenever another operator (or CI) deploys. Both zips are therefore written with sorted entries, a fixed timestamp
+(1980-01-01, the earliest a zip can hold), fixed permissions and no ``__pycache__`` from this machine.
 
 The layer is built with pip for Lambda's platform (``manylinux2014_aarch64``, CPython 3.13, wheels only), never
 copied from this machine's site-packages. Its build is cached under ``build/layer/`` by a key over the pinned
-requirements and the target, so repeated previews reuse the zip and do no work.
+requirements, the target and the bytecode compiler, so repeated previews reuse the zip and do no work.
 
 Bytecode: Lambda's ``/var/task`` and ``/opt`` are read-only, so a module shipped without its ``.pyc`` is compiled
-again at every cold start (for Jinja2, most of its import time). When the target Python (3.13) is at hand (the
-deploying interpreter itself, or a working ``python3.13`` on ``PATH``), the layer also carries ``__pycache__/*.pyc``
-compiled by it with ``--invalidation-mode unchecked-hash``: no timestamps inside, so the bytes stay the same from
-build to build, and Lambda never re-checks them against sources that cannot change anyway. File names inside
-the bytecode are Lambda's (``/var/task/...``, ``/opt/python/...``), not the build directory's. Without the target
-Python the layer holds sources only, as before, and the program says so. The code archive ships sources (see
-``build_code_archive``).
+again at every cold start (for Jinja2, most of its import time). Both zips carry ``__pycache__/*.cpython-313.pyc``
+beside the sources, hash-based and unchecked (no timestamps inside; Lambda never re-checks them against sources
+that cannot change), naming their sources as Lambda sees them (``/var/task/...``, ``/opt/python/...``).
+Bytecode is not portable between CPython releases, not even patch releases: Jinja2 compiled by 3.13.0 and by 3.13.2
+differs in 11 modules. So it is never compiled by whatever Python this machine has: always by one pinned CPython
+3.13, Pyodide's WebAssembly build from the npm registry (``components/bytecode/``: ``package.json`` pins it,
+``package-lock.json`` pins its bytes by hash), run by Node.js. WebAssembly runs the same everywhere, so every
+machine with Node.js 18+ compiles the same bytes, with or without a Python 3.13 of its own; one without Node.js
+gets a clear error rather than a different archive. Pyodide is installed once under ``build/bytecode/`` (``npm
+ci``, about 13 MB), and compiled code archives are cached under ``build/code-cache/`` by their content.
 """
 
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -52,9 +55,21 @@ TASK_ROOT = "/var/task"
 """Where Lambda unpacks the code archive: the directory the archive's bytecode names as its source."""
 LAYER_ROOT = "/opt"
 """Where Lambda unpacks layers (the layer's ``python/`` becomes ``/opt/python``)."""
-AUTO = "auto"
-"""``compiler`` value meaning: use ``target_python()`` (bytecode when the target Python is at hand)."""
-_PROBE = "import sys; print(sys.implementation.cache_tag)"
+
+COMPILER_SOURCE = Path(__file__).resolve().parent / "bytecode"
+"""The pinned bytecode compiler: ``package.json``, ``package-lock.json`` and the ``compile.mjs`` that runs it."""
+COMPILER_FILES = ("package.json", "package-lock.json", "compile.mjs")
+PYODIDE_VERSION: str = json.loads((COMPILER_SOURCE / "package.json").read_text(encoding="utf-8"))["dependencies"][
+    "pyodide"
+]
+COMPILER_DESCRIPTION = (
+    f"CPython {definition.LAYER_PYTHON_VERSION} of Pyodide {PYODIDE_VERSION} (WebAssembly, run by Node.js), "
+    "the same on every machine"
+)
+"""What compiles the shipped bytecode, in words (the benchmarks print it)."""
+MIN_NODE_MAJOR = 18
+COMPILER_CACHE = BUILD_DIR / "bytecode"
+"""Where the compiler is installed (once per pinned version)."""
 
 
 @dataclass(frozen=True)
@@ -128,11 +143,30 @@ def write_deterministic_zip(entries: Iterable[tuple[str, Path]], destination: Pa
                 info.external_attr = FILE_MODE << 16
                 info.compress_type = zipfile.ZIP_DEFLATED
                 archive.writestr(info, path.read_bytes(), compresslevel=9)
-        if destination.exists() and destination.read_bytes() == temporary.read_bytes():
-            temporary.unlink()
-        else:
-            temporary.chmod(0o644)  # mkstemp creates 0600; the zip is no secret
-            temporary.replace(destination)
+        _replace_if_changed(temporary, destination)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return destination
+
+
+def _replace_if_changed(temporary: Path, destination: Path) -> None:
+    if destination.exists() and destination.read_bytes() == temporary.read_bytes():
+        temporary.unlink()
+    else:
+        temporary.chmod(0o644)  # mkstemp creates 0600; the zip is no secret
+        temporary.replace(destination)
+
+
+def _copy_if_changed(source: Path, destination: Path) -> Path:
+    """Copy ``source`` to ``destination`` atomically, leaving an identical ``destination`` untouched."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary_name = tempfile.mkstemp(dir=destination.parent, prefix=".tmp-", suffix=".zip")
+    os.close(handle)
+    temporary = Path(temporary_name)
+    try:
+        temporary.write_bytes(source.read_bytes())
+        _replace_if_changed(temporary, destination)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
@@ -140,148 +174,145 @@ def write_deterministic_zip(entries: Iterable[tuple[str, Path]], destination: Pa
 
 
 class BytecodeError(RuntimeError):
-    """The target Python could not compile the sources (a syntax error for Python 3.13, a broken interpreter)."""
+    """The bytecode could not be compiled: no Node.js, the compiler could not be installed, or a source is not valid
+    Python 3.13."""
 
 
-def probe_python(python: str) -> str | None:
-    """The bytecode cache tag of the interpreter at ``python`` (``cpython-313``), or None if it does not run."""
-    try:
-        result = subprocess.run(
-            [python, "-c", _PROBE], capture_output=True, text=True, timeout=60, check=False, env=_compile_env()
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if result.returncode != 0:
-        return None
-    return result.stdout.strip() or None
-
-
-def installed_target_pythons() -> list[str]:
-    """Target-version interpreters that pyenv or uv installed, newest first, whether or not they are selected.
-
-    A pyenv shim for ``python3.13`` only runs while 3.13 is the selected version; the interpreter behind it is
-    there all the same, and compiles bytecode just as well.
-    """
-    name = f"python{definition.LAYER_PYTHON_VERSION}"
-    version = definition.LAYER_PYTHON_VERSION
-    pyenv_root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
-    uv_root = Path(os.environ.get("UV_PYTHON_INSTALL_DIR") or Path.home() / ".local" / "share" / "uv" / "python")
-    found = [*pyenv_root.glob(f"versions/{version}.*/bin/{name}"), *uv_root.glob(f"cpython-{version}.*/bin/{name}")]
-    return [str(path) for path in sorted(found, reverse=True)]
-
-
-def find_target_python(
-    *,
-    executable: str = sys.executable,
-    cache_tag: str | None = sys.implementation.cache_tag,
-    search_path: str | None = None,
-    installed: Iterable[str] | None = None,
-) -> tuple[str | None, str]:
-    """The interpreter that can compile bytecode for Lambda's Python, and why (or why none).
-
-    This interpreter when it is the target version; else ``python3.13`` from ``PATH`` (``search_path``), if it runs
-    and really is CPython 3.13 (a version manager's shim may be on ``PATH`` without the version behind it); else
-    one that pyenv or uv installed (``installed``, default ``installed_target_pythons()``).
-    """
-    if cache_tag == TARGET_CACHE_TAG:
-        return executable, f"the deploying interpreter is Python {definition.LAYER_PYTHON_VERSION}"
-    name = f"python{definition.LAYER_PYTHON_VERSION}"
-    on_path = shutil.which(name, path=search_path)
-    if on_path is None:
-        refused = f"{name} is not on PATH and this interpreter is {cache_tag}"
-    else:
-        found = probe_python(on_path)
-        if found == TARGET_CACHE_TAG:
-            return on_path, f"{on_path} is Python {definition.LAYER_PYTHON_VERSION}"
-        refused = f"{on_path} {'does not run' if found is None else f'is {found}'}"
-    for candidate in installed_target_pythons() if installed is None else installed:
-        if probe_python(candidate) == TARGET_CACHE_TAG:
-            return candidate, f"{candidate} is Python {definition.LAYER_PYTHON_VERSION} ({refused})"
-    return None, refused
-
-
-@functools.cache
-def target_python() -> str | None:
-    """The interpreter this run compiles Lambda's bytecode with, or None (sources only); says which, once."""
-    python, reason = find_target_python()
-    if python is None:
-        pulumi.log.warn(
-            f"shipping Python sources without bytecode: {reason}. Lambda will compile Jinja2 and the functions at "
-            f"every cold start; deploy with Python {definition.LAYER_PYTHON_VERSION} (or put "
-            f"python{definition.LAYER_PYTHON_VERSION} on PATH) to ship bytecode."
-        )
-    else:
-        pulumi.log.info(f"shipping bytecode for Lambda's Python: {reason}")
-    return python
-
-
-def _resolve(compiler: str | None) -> str | None:
-    return target_python() if compiler == AUTO else compiler
-
-
-def _compile_env() -> dict[str, str]:
-    # A fixed hash seed, so that no per-process randomness can reach the bytes (marshal already orders set
-    # constants); PYTHON* variables such as PYTHONPYCACHEPREFIX or PYTHONOPTIMIZE would send the bytecode
-    # elsewhere or change its name.
-    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
-    env["PYTHONHASHSEED"] = "0"
-    return env
-
-
-def compile_command(python: str, tree: Path, lambda_dir: str) -> list[str]:
-    """The ``compileall`` call that writes ``tree``'s bytecode as Lambda will find it under ``lambda_dir``."""
-    return [
-        python, "-m", "compileall", "-q",
-        "--invalidation-mode", "unchecked-hash",
-        # File names inside the bytecode (tracebacks) as Lambda sees them, never this build's directory.
-        "-s", str(tree), "-p", lambda_dir,
-        str(tree),
-    ]  # fmt: skip
-
-
-def compile_tree(python: str, tree: Path, lambda_dir: str) -> None:
-    """Write ``__pycache__/*.pyc`` beside every ``.py`` under ``tree``; ``BytecodeError`` if that fails."""
-    result = subprocess.run(
-        compile_command(python, tree, lambda_dir), capture_output=True, text=True, check=False, env=_compile_env()
-    )
+def _run(command: list[str], failure: RuntimeError, cwd: Path | None = None) -> None:
+    """Run a build step; if it fails, raise ``failure`` with the exit code and what the step printed."""
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         output = (result.stdout + result.stderr).strip()
-        raise BytecodeError(f"{python} could not compile the sources for Lambda (exit {result.returncode}):\n{output}")
+        raise type(failure)(f"{failure} (exit {result.returncode}):\n{output}")
+
+
+def compiler_key() -> str:
+    """What the compiled bytes depend on besides the sources: the pinned compiler's files."""
+    digest = hashlib.sha256()
+    for name in COMPILER_FILES:
+        digest.update(name.encode() + b"\0" + (COMPILER_SOURCE / name).read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def _tool(name: str, search_path: str | None = None) -> str:
+    found = shutil.which(name, path=search_path)
+    if found is None:
+        raise BytecodeError(
+            f"{name} is not on PATH: the bytecode for Lambda's Python {definition.LAYER_PYTHON_VERSION} is compiled "
+            f"by a pinned CPython {definition.LAYER_PYTHON_VERSION} that runs on Node.js "
+            f"{MIN_NODE_MAJOR} or newer (with npm); install Node.js, then run the command again"
+        )
+    return found
+
+
+def check_node(node: str) -> None:
+    """Refuse a Node.js older than the compiler needs, saying which one was found."""
+    result = subprocess.run([node, "--version"], capture_output=True, text=True, check=False, timeout=60)
+    version = result.stdout.strip()
+    try:
+        major = int(version.lstrip("v").split(".")[0])
+    except ValueError:
+        major = 0
+    if result.returncode != 0 or major < MIN_NODE_MAJOR:
+        raise BytecodeError(
+            f"{node} ({version or 'does not run'}) cannot run the bytecode compiler: it needs Node.js "
+            f"{MIN_NODE_MAJOR} or newer"
+        )
+
+
+def install_compiler(cache_dir: Path | None = None, search_path: str | None = None) -> Path:
+    """The directory holding the pinned compiler, installed there with ``npm ci`` the first time.
+
+    ``npm ci`` installs exactly ``package-lock.json``, checking each package against the hash it records.
+    """
+    cache_dir = Path(cache_dir or COMPILER_CACHE)
+    target = cache_dir / f"pyodide-{PYODIDE_VERSION}-{compiler_key()}"
+    if (target / "node_modules" / "pyodide" / "package.json").is_file():
+        return target
+    npm = _tool("npm", search_path)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    workspace = Path(tempfile.mkdtemp(dir=cache_dir, prefix=".install-"))
+    try:
+        for name in COMPILER_FILES:
+            shutil.copyfile(COMPILER_SOURCE / name, workspace / name)
+        _run(
+            [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
+            BytecodeError(f"npm could not install the bytecode compiler (Pyodide {PYODIDE_VERSION}) from its registry"),
+            cwd=workspace,
+        )
+        try:
+            workspace.rename(target)
+        except OSError:
+            if not target.is_dir():  # not another build that finished first
+                raise
+    finally:
+        if workspace.exists():
+            shutil.rmtree(workspace)
+    return target
+
+
+def compile_command(node: str, compiler: Path, tree: Path, lambda_dir: str) -> list[str]:
+    """The call that writes ``tree``'s bytecode as Lambda will find it under ``lambda_dir``."""
+    return [node, str(compiler / "compile.mjs"), str(tree), lambda_dir]
+
+
+def compile_tree(tree: Path, lambda_dir: str, cache_dir: Path | None = None, search_path: str | None = None) -> None:
+    """Write ``__pycache__/*.cpython-313.pyc`` beside every ``.py`` under ``tree``; ``BytecodeError`` if that fails.
+
+    ``search_path`` (default ``PATH``) is where Node.js and npm are looked for; no Python on it is ever used.
+    """
+    node = _tool("node", search_path)
+    check_node(node)
+    compiler = install_compiler(cache_dir, search_path)
+    _run(
+        compile_command(node, compiler, tree, lambda_dir),
+        BytecodeError(f"the sources could not be compiled for Lambda's Python {definition.LAYER_PYTHON_VERSION}"),
+        cwd=compiler,
+    )
+
+
+def code_cache_key(entries: Iterable[tuple[str, Path]]) -> str:
+    """What a compiled code archive depends on: every entry's name and bytes, and the compiler."""
+    digest = hashlib.sha256(compiler_key().encode())
+    for name, path in sorted(entries):
+        digest.update(b"\0" + name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:24]
 
 
 def build_code_archive(
-    dest_dir: Path = BUILD_DIR / "code", root: Path = definition.ROOT, compiler: str | None = None
+    dest_dir: Path = BUILD_DIR / "code",
+    root: Path = definition.ROOT,
+    cache_dir: Path = BUILD_DIR / "code-cache",
 ) -> Path:
-    """Zip ``functions/`` and ``templates/`` (``.py`` and template files only) into ``dest_dir/code.zip``.
+    """Zip ``functions/`` and ``templates/`` (``.py`` and template files only), with the functions' bytecode for
+    Lambda's Python beside their sources, into ``dest_dir/code.zip``.
 
-    With a ``compiler`` (an interpreter path; ``AUTO``: ``target_python()``), the archive also holds the
-    bytecode it compiles from those same files. Sources only by default: the bytecode would take the archive
-    from 23 KB to 59 KB, past its 50 KB budget, to save 5 to 10 ms of a cold start (measured); the layer's
-    bytecode saves about 70 ms.
+    The compiled zip is cached in ``cache_dir`` by its content (``code_cache_key``), so an unchanged tree is not
+    compiled again.
     """
     entries = code_files(root)
-    python = _resolve(compiler)
     destination = Path(dest_dir) / "code.zip"
-    if python is None:
-        return write_deterministic_zip(entries, destination)
-    with tempfile.TemporaryDirectory(prefix=".code-") as workspace:
-        tree = Path(workspace)
-        for name, path in entries:
-            copy = tree / name
-            copy.parent.mkdir(parents=True, exist_ok=True)
-            copy.write_bytes(path.read_bytes())
-        compile_tree(python, tree, TASK_ROOT)
-        compiled = [(path.relative_to(tree).as_posix(), path) for path in _tree_files(tree, None, bytecode=True)]
-        return write_deterministic_zip(compiled, destination)
+    cached = Path(cache_dir) / f"code-{code_cache_key(entries)}.zip"
+    if not cached.is_file():
+        with tempfile.TemporaryDirectory(prefix=".code-") as workspace:
+            tree = Path(workspace)
+            for name, path in entries:
+                copy = tree / name
+                copy.parent.mkdir(parents=True, exist_ok=True)
+                copy.write_bytes(path.read_bytes())
+            compile_tree(tree, TASK_ROOT)
+            compiled = [(path.relative_to(tree).as_posix(), path) for path in _tree_files(tree, None, bytecode=True)]
+            write_deterministic_zip(compiled, cached)
+    return _copy_if_changed(cached, destination)
 
 
-def layer_cache_key(requirements: Path = definition.LAYER_REQUIREMENTS, compiler: str | None = AUTO) -> str:
-    """What the layer's content depends on: the pinned requirements, the target platform and Python, and
-    whether it carries bytecode."""
-    bytecode = f"bytecode-{TARGET_CACHE_TAG}" if _resolve(compiler) is not None else "sources"
+def layer_cache_key(requirements: Path = definition.LAYER_REQUIREMENTS) -> str:
+    """What the layer's content depends on: the pinned requirements, the target platform and Python, and the
+    bytecode compiler."""
     digest = hashlib.sha256()
     digest.update(requirements.read_bytes())
-    for part in (definition.LAYER_PLATFORM, definition.LAYER_PYTHON_VERSION, LAYER_IMPLEMENTATION, bytecode):
+    parts = (definition.LAYER_PLATFORM, definition.LAYER_PYTHON_VERSION, LAYER_IMPLEMENTATION, compiler_key())
+    for part in parts:
         digest.update(b"\0" + part.encode())
     return digest.hexdigest()[:20]
 
@@ -306,38 +337,25 @@ class LayerBuildError(RuntimeError):
     """pip could not build the layer (offline, or a pin without a wheel for the target)."""
 
 
-def build_layer(
-    cache_dir: Path = BUILD_DIR / "layer",
-    requirements: Path = definition.LAYER_REQUIREMENTS,
-    compiler: str | None = AUTO,
-) -> Path:
-    """Return the layer zip (``python/`` + the pinned packages), building it only if the cache lacks it.
-
-    ``compiler`` as for ``build_code_archive``: with one, the layer also holds the packages' bytecode.
-    """
+def build_layer(cache_dir: Path = BUILD_DIR / "layer", requirements: Path = definition.LAYER_REQUIREMENTS) -> Path:
+    """Return the layer zip (``python/`` + the pinned packages and their bytecode), building it only if the cache
+    lacks it."""
     cache_dir = Path(cache_dir)
-    python = _resolve(compiler)
-    key = layer_cache_key(requirements, python)
-    archive = cache_dir / f"jinja2-layer-{key}.zip"
+    archive = cache_dir / f"jinja2-layer-{layer_cache_key(requirements)}.zip"
     if archive.exists():
         return archive
     cache_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".build-") as workspace:
         tree = Path(workspace)
-        result = subprocess.run(
+        _run(
             pip_install_command(tree / "python", requirements),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise LayerBuildError(
+            LayerBuildError(
                 f"pip could not build the Jinja2 layer for {definition.LAYER_PLATFORM} "
-                f"python{definition.LAYER_PYTHON_VERSION} (exit {result.returncode}):\n{result.stderr.strip()}"
-            )
-        if python is not None:
-            compile_tree(python, tree, LAYER_ROOT)
-        files = _tree_files(tree / "python", None, bytecode=python is not None)
+                f"python{definition.LAYER_PYTHON_VERSION}"
+            ),
+        )
+        compile_tree(tree, LAYER_ROOT)
+        files = _tree_files(tree / "python", None, bytecode=True)
         entries = [(path.relative_to(tree).as_posix(), path) for path in files]
         write_deterministic_zip(entries, archive)
     return archive

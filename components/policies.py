@@ -44,17 +44,24 @@ def statement(
 
 
 def table_statements(spec: definition.FunctionSpec, table_arn: pulumi.Input[str]) -> list[dict[str, Any]]:
-    """Exactly the table calls ``spec``'s handler makes: one statement per grant, limited to its item keys."""
-    return [
-        statement(
-            "TableItems" + (str(index) if index else ""),
-            grant.actions,
-            [table_arn],
-            # ForAllValues: every partition key in the request must match one of the patterns.
-            {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(grant.leading_keys)}},
+    """Exactly the (action, key pattern) pairs of ``spec.grants``: one statement per action, naming only the key
+    patterns granted with that action.
+
+    One statement per action rather than per pair: a request with several keys (``BatchGetItem`` of a tag and the
+    total) is allowed only if one statement's patterns cover every key in it (``ForAllValues``).
+    """
+    statements = []
+    for action in spec.actions:
+        statements.append(
+            statement(
+                "Table" + action.split(":", 1)[1],
+                (action,),
+                [table_arn],
+                # ForAllValues: every partition key in the request must match one of the patterns.
+                {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(spec.key_patterns(action))}},
+            )
         )
-        for index, grant in enumerate(spec.grants)
-    ]
+    return statements
 
 
 def log_statement(log_group_arn: pulumi.Input[str]) -> dict[str, Any]:

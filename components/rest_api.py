@@ -1,6 +1,9 @@
-"""The site's REST API: one resource per path, GET methods proxied to the route functions, a throttled stage.
+"""The site's REST API: one OpenAPI document holding every route and gateway response, and a throttled stage.
 
 Everything here is derived from ``definition.ROUTES``: a new route is a new line there, never a copy here.
+The API is imported from the document in one step ("overwrite"), and a Deployment, a snapshot of the API, is
+replaced whenever the document's hash changes; so a removed or changed route can never linger in a deployment
+that still points at an old integration or a permission already deleted.
 """
 
 from __future__ import annotations
@@ -26,6 +29,14 @@ SERVER_ERROR_RESPONSE_TYPE = "DEFAULT_5XX"
 # The stage's throttling answers 429 before any function runs; without this it would be a JSON message.
 THROTTLED_RESPONSE_TYPE = "THROTTLED"
 
+OPENAPI_VERSION = "3.0.1"
+"""API Gateway imports OpenAPI 3.0 and Swagger 2.0 alike; 3.0 is also what moto imports, so the tests can check the
+document is one API Gateway builds the right API from."""
+
+GATEWAY_VARIABLES = ("$context.stage",)
+"""The ``$`` variables a gateway response page may hold (``definition.GATEWAY_HOME_HREF``): API Gateway
+substitutes them when it answers."""
+
 
 @dataclass(frozen=True)
 class GatewayResponseSpec:
@@ -48,13 +59,22 @@ def gateway_responses(
     """HTML gateway responses: a 404 page for unknown paths, an error page for every 5xx and, when given, a 429
     page (with ``Retry-After``) for requests the stage's throttling turns away.
 
-    Gateway response templates are not Velocity templates, but API Gateway still substitutes ``$`` variables
-    in them, so a page holding ``$`` is refused rather than deployed garbled.
+    Gateway response templates are not Velocity templates, but API Gateway still substitutes ``$context``
+    variables in them: a page may hold the ones of ``GATEWAY_VARIABLES`` (its home link,
+    ``definition.GATEWAY_HOME_HREF``), and any other ``$`` is refused rather than deployed garbled.
     """
     pages = {"404": not_found_page, "5xx": server_error_page, "429": throttled_page}
     for label, page in pages.items():
-        if page is not None and "$" in page:
-            raise ValueError(f"the {label} gateway response page contains '$', which API Gateway would substitute")
+        if page is None:
+            continue
+        rest = page
+        for variable in GATEWAY_VARIABLES:
+            rest = rest.replace(variable, "")
+        if "$" in rest:
+            raise ValueError(
+                f"the {label} gateway response page contains a '$' API Gateway would substitute; only "
+                f"{', '.join(GATEWAY_VARIABLES)} may appear"
+            )
     all_headers = {"Content-Type": HTML_CONTENT_TYPE, **headers}
     # Static header values are written in single quotes; anything else would be read as a mapping expression.
     parameters = {f"gatewayresponse.header.{name}": f"'{value}'" for name, value in sorted(all_headers.items())}
@@ -82,24 +102,15 @@ def validate_routes(routes: Sequence[definition.Route]) -> None:
             raise ValueError(f"route path {path!r} must start with '/' and have no empty segment")
         if route.method != route.method.upper():
             raise ValueError(f"route {path!r}: method {route.method!r} must be upper case")
-        if (route.method, path) in seen:
-            raise ValueError(f"route {route.method} {path} is declared twice")
-        seen.add((route.method, path))
+        for method in route.methods:
+            if (method, path) in seen:
+                raise ValueError(f"route {method} {path} is declared twice")
+            seen.add((method, path))
 
 
 def path_segments(path: str) -> list[str]:
     """``/tags/{tag}`` -> ``["tags", "{tag}"]``; the root has none."""
     return [segment for segment in path.split("/") if segment]
-
-
-def resource_paths(routes: Sequence[definition.Route]) -> list[str]:
-    """Every non-root path that needs an API Gateway resource, parents before children, each once."""
-    paths: set[str] = set()
-    for route in routes:
-        segments = path_segments(route.path)
-        for depth in range(1, len(segments) + 1):
-            paths.add("/" + "/".join(segments[:depth]))
-    return sorted(paths, key=lambda p: (p.count("/"), p))
 
 
 def path_slug(path: str) -> str:
@@ -110,32 +121,71 @@ def path_slug(path: str) -> str:
     return "-".join(f"by-{s[1:-1]}" if s.startswith("{") and s.endswith("}") else s for s in segments)
 
 
-def api_definition(routes: Sequence[definition.Route], responses: Sequence[GatewayResponseSpec]) -> dict[str, Any]:
-    """Everything a deployment snapshots: routes, their methods and targets, and the gateway responses."""
-    return {
-        "routes": sorted(
-            (
-                {"method": r.method, "path": r.path, "function": r.function.name, "integration": "AWS_PROXY"}
-                for r in routes
-            ),
-            key=lambda item: (item["path"], item["method"]),
-        ),
-        "gateway_responses": [
-            {
-                "type": spec.response_type,
-                "status": spec.status_code,
-                "templates": spec.templates,
-                "parameters": spec.parameters,
+def path_parameters(path: str) -> list[str]:
+    """The ``{param}`` names of a path, in order."""
+    return [s[1:-1] for s in path_segments(path) if s.startswith("{") and s.endswith("}")]
+
+
+def openapi_document(
+    routes: Sequence[definition.Route],
+    invoke_arns: Mapping[str, str],
+    responses: Sequence[GatewayResponseSpec],
+    description: str = "",
+) -> dict[str, Any]:
+    """The whole REST API as one OpenAPI 3.0 document, with API Gateway's extensions.
+
+    Every method of every route (``Route.methods``: GET and HEAD) is a Lambda proxy integration of the route's
+    function (``invoke_arns`` by ``FunctionSpec.name``); API Gateway always invokes Lambda with POST. The gateway
+    responses are part of the document because the import overwrites the whole API: a response left out would be
+    reset to AWS's JSON. Path parameters reach the functions as the proxy integration delivers them, still
+    percent-encoded (``functions.tags`` decodes them once).
+    """
+    paths: dict[str, dict[str, Any]] = {}
+    for route in sorted(routes, key=lambda r: r.path):
+        operations = paths.setdefault(route.path, {})
+        parameters = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in path_parameters(route.path)
+        ]
+        for method in route.methods:
+            operation: dict[str, Any] = {
+                "operationId": f"{method.lower()}-{path_slug(route.path)}",
+                "responses": {"200": {"description": f"the {route.function.name} page"}},
+                "x-amazon-apigateway-integration": {
+                    "type": "aws_proxy",
+                    "httpMethod": "POST",
+                    "uri": invoke_arns[route.function.name],
+                    "passthroughBehavior": "when_no_match",
+                },
             }
-            for spec in sorted(responses, key=lambda spec: spec.response_type)
-        ],
+            if parameters:
+                operation["parameters"] = parameters
+            operations[method.lower()] = operation
+    gateway = {}
+    for spec in sorted(responses, key=lambda spec: spec.response_type):
+        response: dict[str, Any] = {
+            "responseParameters": dict(spec.parameters),
+            "responseTemplates": dict(spec.templates),
+        }
+        if spec.status_code is not None:
+            response["statusCode"] = spec.status_code
+        gateway[spec.response_type] = response
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {"title": definition.PROJECT, "description": description, "version": "1.0"},
+        "paths": paths,
+        "x-amazon-apigateway-gateway-responses": gateway,
     }
 
 
-def definition_hash(routes: Sequence[definition.Route], responses: Sequence[GatewayResponseSpec]) -> str:
-    """SHA-256 of the API definition; it changes exactly when a redeployment is needed."""
-    text = json.dumps(api_definition(routes, responses), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+def document_text(document: Mapping[str, Any]) -> str:
+    """The document as the API's ``body``: canonical JSON, so equal documents are equal text."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def document_hash(body: str) -> str:
+    """SHA-256 of the body: the Deployment's trigger, changing exactly when what a deployment snapshots changes."""
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
 @dataclass
@@ -162,19 +212,17 @@ class RestApiArgs:
     throttle_burst_limit: int = 100
 
 
-@dataclass
-class _RouteResources:
-    method: aws.apigateway.Method
-    integration: aws.apigateway.Integration
-    permission: aws.lambda_.Permission
-
-
 class RestApi(pulumi.ComponentResource):
-    """An API Gateway REST API (v1) with Lambda proxy routes, HTML gateway responses and a throttled stage."""
+    """An API Gateway REST API (v1) defined by one document: Lambda proxy routes, HTML gateway responses, and a
+    throttled stage that serves a deployment of exactly that document."""
 
     api: aws.apigateway.RestApi
     deployment: aws.apigateway.Deployment
     stage: aws.apigateway.Stage
+    body: pulumi.Output[str]
+    """The OpenAPI document the API is imported from (``openapi_document``)."""
+    definition_hash: pulumi.Output[str]
+    """SHA-256 of ``body``: the Deployment is replaced whenever it changes."""
     url: pulumi.Output[str]
     """The stage's invoke URL with a trailing slash: the site's home page."""
 
@@ -185,62 +233,6 @@ class RestApi(pulumi.ComponentResource):
         if missing:
             raise ValueError(f"no deployed function for route function(s) {', '.join(missing)}")
         child = pulumi.ResourceOptions(parent=self)
-
-        self.api = aws.apigateway.RestApi(
-            f"{name}-api",
-            description=f"{definition.PROJECT}: server-rendered visit counter",
-            endpoint_configuration=aws.apigateway.RestApiEndpointConfigurationArgs(types="REGIONAL"),
-            opts=child,
-        )
-
-        resource_ids: dict[str, pulumi.Input[str]] = {"/": self.api.root_resource_id}
-        self.resources: dict[str, aws.apigateway.Resource] = {}
-        for path in resource_paths(args.routes):
-            parent_path, _, part = path.rpartition("/")
-            resource = aws.apigateway.Resource(
-                f"{name}-{path_slug(path)}-resource",
-                rest_api=self.api.id,
-                parent_id=resource_ids[parent_path or "/"],
-                path_part=part,
-                opts=child,
-            )
-            self.resources[path] = resource
-            resource_ids[path] = resource.id
-
-        self.routes: dict[tuple[str, str], _RouteResources] = {}
-        for route in args.routes:
-            function = args.functions[route.function.name]
-            prefix = f"{name}-{route.method.lower()}-{path_slug(route.path)}"
-            method = aws.apigateway.Method(
-                f"{prefix}-method",
-                rest_api=self.api.id,
-                resource_id=resource_ids[route.path],
-                http_method=route.method,
-                authorization="NONE",
-                opts=child,
-            )
-            integration = aws.apigateway.Integration(
-                f"{prefix}-integration",
-                rest_api=self.api.id,
-                resource_id=method.resource_id,
-                http_method=method.http_method,
-                type="AWS_PROXY",
-                # Lambda is always invoked with POST, whatever the visitor's method.
-                integration_http_method="POST",
-                uri=function.invoke_arn,
-                opts=child,
-            )
-            permission = aws.lambda_.Permission(
-                f"{prefix}-permission",
-                action="lambda:InvokeFunction",
-                function=function.name,
-                principal="apigateway.amazonaws.com",
-                # Any stage (the console's test invocations use their own), this method and path only.
-                source_arn=pulumi.Output.concat(self.api.execution_arn, "/*/", route.method, route.path),
-                opts=child,
-            )
-            self.routes[(route.method, route.path)] = _RouteResources(method, integration, permission)
-
         response_specs = gateway_responses(
             args.not_found_page,
             args.server_error_page,
@@ -248,36 +240,50 @@ class RestApi(pulumi.ComponentResource):
             args.throttled_page,
             args.retry_after_seconds,
         )
-        self.gateway_responses = [
-            aws.apigateway.Response(
-                f"{name}-{spec.response_type.lower().replace('_', '-')}-response",
-                rest_api_id=self.api.id,
-                response_type=spec.response_type,
-                status_code=spec.status_code,
-                response_templates=spec.templates,
-                response_parameters=spec.parameters,
-                opts=child,
-            )
-            for spec in response_specs
-        ]
+        description = f"{definition.PROJECT}: server-rendered visit counter"
+        used = sorted({route.function.name for route in args.routes})
+        # Only a document is computed inside the apply; every resource is declared out here.
+        self.body = pulumi.Output.all(**{n: args.functions[n].invoke_arn for n in used}).apply(
+            lambda arns: document_text(openapi_document(args.routes, arns, response_specs, description))
+        )
+        self.definition_hash = self.body.apply(document_hash)
 
-        self.definition_hash = definition_hash(args.routes, response_specs)
-        route_parts = list(self.routes.values())
+        self.api = aws.apigateway.RestApi(
+            f"{name}-api",
+            description=description,
+            endpoint_configuration=aws.apigateway.RestApiEndpointConfigurationArgs(types="REGIONAL"),
+            body=self.body,
+            # The document is the whole API: a route or gateway response it no longer holds is removed, not kept
+            # beside the new ones as "merge" would. The root resource stays (an API always has it); its methods
+            # are the document's "/" path.
+            put_rest_api_mode="overwrite",
+            opts=child,
+        )
+
+        # One permission per route and method, scoped to that method and path (any stage: the console's test
+        # invocations use their own).
+        self.permissions: dict[tuple[str, str], aws.lambda_.Permission] = {}
+        for route in args.routes:
+            function = args.functions[route.function.name]
+            for method in route.methods:
+                self.permissions[(method, route.path)] = aws.lambda_.Permission(
+                    f"{name}-{method.lower()}-{path_slug(route.path)}-permission",
+                    action="lambda:InvokeFunction",
+                    function=function.name,
+                    principal="apigateway.amazonaws.com",
+                    source_arn=pulumi.Output.concat(self.api.execution_arn, "/*/", method, route.path),
+                    opts=child,
+                )
+
         self.deployment = aws.apigateway.Deployment(
             f"{name}-deployment",
             rest_api=self.api.id,
-            description=f"API definition {self.definition_hash[:12]}",
-            # A deployment is a snapshot: a changed definition needs a new one. Pulumi creates the
-            # replacement before deleting the old one, so the stage always points at a live deployment.
-            triggers={"definition": self.definition_hash},
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                depends_on=[part.method for part in route_parts]
-                + [part.integration for part in route_parts]
-                + list(self.gateway_responses),
-                replace_on_changes=["triggers"],
-                delete_before_replace=False,
-            ),
+            description=self.definition_hash.apply(lambda digest: f"API document {digest[:12]}"),
+            # A deployment is a snapshot of the API taken when it is created; the API itself is updated from the
+            # document first (the Deployment depends on it), so a new snapshot holds exactly the new document.
+            # Pulumi creates the replacement before deleting the old one: the stage always has a live deployment.
+            triggers={"document": self.definition_hash},
+            opts=pulumi.ResourceOptions(parent=self, replace_on_changes=["triggers"], delete_before_replace=False),
         )
         self.stage = aws.apigateway.Stage(
             f"{name}-stage",
@@ -285,7 +291,7 @@ class RestApi(pulumi.ComponentResource):
             deployment=self.deployment.id,
             stage_name=args.stage_name,
             # Visitors reach the functions only once every function may be invoked.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[part.permission for part in route_parts]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.permissions.values())),
         )
         self.method_settings = aws.apigateway.MethodSettings(
             f"{name}-throttling",
@@ -300,5 +306,11 @@ class RestApi(pulumi.ComponentResource):
         )
         self.url = pulumi.Output.concat(self.stage.invoke_url, "/")
         self.register_outputs(
-            {"url": self.url, "rest_api_id": self.api.id, "stage_name": self.stage.stage_name}
+            {
+                "url": self.url,
+                "rest_api_id": self.api.id,
+                "rest_api_name": self.api.name,
+                "stage_name": self.stage.stage_name,
+                "definition_hash": self.definition_hash,
+            }
         )

@@ -57,11 +57,29 @@ def test_config_keys_are_camel_case_and_typed() -> None:
         ("uniqueVisitorWindowMinutes", "half an hour", "uniqueVisitorWindowMinutes must be a int"),
         ("uniqueVisitorWindowMinutes", "-1", "uniqueVisitorWindowMinutes must be between 0"),
         ("uniqueVisitorWindowMinutes", "10081", "10080"),
+        ("iteratorAgeAlarmMs", "86400000", "below 86400000"),
+        ("stageName", "s" * 129, "at most 128"),
     ],
 )
 def test_a_value_aws_would_reject_is_named(key: str, value: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         settings_from({key: value})
+
+
+@pytest.mark.parametrize("days", ["0", "2", "10", "366", "3652", "4000"])
+def test_a_retention_cloudwatch_does_not_offer_is_refused_naming_the_key_and_the_list(days: str) -> None:
+    with pytest.raises(ValueError) as refused:
+        settings_from({"logRetentionDays": days})
+    message = str(refused.value)
+    assert message.startswith("logRetentionDays must be one of CloudWatch Logs' retention periods")
+    listed = "1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653"
+    assert listed in message
+    assert message.endswith(f"got {days}")
+
+
+@pytest.mark.parametrize("days", definition.LOG_RETENTION_DAYS)
+def test_every_retention_cloudwatch_offers_is_accepted(days: int) -> None:
+    assert settings_from({"logRetentionDays": str(days)}).log_retention_days == days
 
 
 def test_the_processor_timeout_floor_leaves_room_for_the_write_margin() -> None:

@@ -1,19 +1,30 @@
-"""Each handler's DynamoDB calls map exactly onto its FunctionSpec's IAM actions and LeadingKeys.
+"""Each handler's DynamoDB calls map exactly onto its FunctionSpec's (action, key pattern) grants.
 
 ``definition.FUNCTIONS`` feeds the stack's IAM policies; this test records what the real handlers actually call
 (botocore ``before-call`` hook) across their success and recovery paths, so a policy can be neither too wide
-nor too narrow. Route functions are checked pair by pair: every (action, key) a call makes is granted, and every
-granted (action, key pattern) is used by some path.
+nor too narrow: every (action, key) a handler uses is granted, and every grant is used.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from fnmatch import fnmatchcase
 from typing import Any
 
 import pytest
 
-from definition import COUNT, COUNT_BADGE, COUNT_BADGE_JSON, HOME, STREAM_PROCESSOR, VISIT, VISIT_BADGE, FunctionSpec
+from definition import (
+    COUNT,
+    COUNT_BADGE,
+    COUNT_BADGE_JSON,
+    HOME,
+    STREAM_PROCESSOR,
+    TOTAL_KEY,
+    VISIT,
+    VISIT_BADGE,
+    FunctionSpec,
+    Grant,
+)
 from functions import rules
 from functions.store import get_store
 
@@ -63,23 +74,14 @@ def assert_granted(spec: FunctionSpec, calls: list[Call]) -> None:
 
 def assert_exact_pairs(spec: FunctionSpec, calls: list[Call]) -> None:
     """Every (action, key) used is granted, and every granted (action, key pattern) is used."""
-    used = used_pairs(calls)
-    granted = spec.pairs()
-    assert used, f"{spec.name} made no call: the test would prove nothing"
-    for action, key in sorted(used):
-        assert any(a == action and fnmatchcase(key, p) for a, p in granted), f"{spec.name}: {action} on {key}"
-    for action, pattern in sorted(granted):
-        assert any(a == action and fnmatchcase(key, pattern) for a, key in used), (
-            f"{spec.name} is granted {action} on {pattern} but no path uses it"
-        )
-
-
-def assert_matches(spec: FunctionSpec, calls: list[Call]) -> None:
-    actions, keys = actions_and_keys(calls)
-    assert calls and keys, f"{spec.name} made no call: the test would prove nothing"
-    assert actions == set(spec.actions), f"{spec.name}: calls {sorted(actions)}, policy {sorted(spec.actions)}"
-    for key in keys:
-        assert any(fnmatchcase(key, pattern) for pattern in spec.leading_keys), (spec.name, key)
+    pairs = used_pairs(calls)
+    assert calls and pairs, f"{spec.name} made no call: the test would prove nothing"
+    used = set()
+    for action, key in pairs:
+        matching = [grant for grant in spec.grants if grant.action == action and fnmatchcase(key, grant.key_pattern)]
+        assert matching, f"{spec.name} calls {action} on {key!r}, which none of its grants allows"
+        used.update(matching)
+    assert used == set(spec.grants), f"{spec.name}: grants never used: {sorted(set(spec.grants) - used)}"
 
 
 BOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
@@ -152,4 +154,16 @@ def test_stream_processor_calls_exactly_its_actions(site: Site) -> None:
     # The redelivery path: the cancelled transaction, then GetItem of the marker.
     assert stream_processor.handler(event, LambdaContext("stream", 30)) == {"batchItemFailures": []}
     assert [call.operation for call in calls] == ["TransactWriteItems", "TransactWriteItems", "GetItem"]
-    assert_matches(STREAM_PROCESSOR, calls)
+    assert_exact_pairs(STREAM_PROCESSOR, calls)
+
+
+def test_the_pair_check_fails_on_a_grant_never_used(site: Site) -> None:
+    """Test of the test: the right action on a key pattern the handler never touches is caught."""
+    calls = record_calls(get_store().client)
+    site.get("/tags/hello")
+    wider = dataclasses.replace(VISIT, grants=VISIT.grants + (Grant("dynamodb:UpdateItem", TOTAL_KEY),))
+    with pytest.raises(AssertionError, match="never used"):
+        assert_exact_pairs(wider, calls)
+    narrower = dataclasses.replace(VISIT, grants=(Grant("dynamodb:UpdateItem", TOTAL_KEY),))
+    with pytest.raises(AssertionError, match="none of its grants allows"):
+        assert_exact_pairs(narrower, calls)

@@ -136,7 +136,7 @@ BROKEN = "tests.localsite.broken_functions"
 )
 def test_a_failing_function_is_a_502_like_api_gateway(state_dir: Path, handler: str) -> None:
     # A function that raises or answers what the proxy integration rejects: API Gateway answers 502.
-    broken = FunctionSpec(name="broken", handler=handler, actions=(), leading_keys=(), uses_templates=False)
+    broken = FunctionSpec(name="broken", handler=handler, grants=(), uses_templates=False)
     routes = ROUTES + (Route("/broken", broken),)
     with running_site(state_dir, routes=routes) as site:
         reply = request(f"{site.url}broken")

@@ -5,8 +5,9 @@ would compute, such as ARNs), and ``RecordingMonitor`` keeps every registration 
 its parent, its dependencies and its resource options. Mocks are installed before ``__main__.py`` runs.
 
 The Jinja2 layer is the one thing not built for real here: ``build_layer`` would call pip against PyPI.
-``fake_build_layer`` zips the Jinja2, MarkupSafe and crawlerdetect this virtualenv has installed instead (right packages,
-wrong platform); the real, networked build has its own test in ``test_packaging.py``.
+``fake_build_layer`` zips the Jinja2, MarkupSafe and crawlerdetect this virtualenv has installed instead (right
+packages, wrong platform); the real, networked build has its own test in ``test_packaging.py``. The code archive is
+the real one, its bytecode compiled by the pinned compiler (cached under ``build/code-cache/`` after the first run).
 """
 
 from __future__ import annotations
@@ -40,14 +41,15 @@ MOCK_VISITOR_KEY = "mock-visitor-key-0123456789abcdef0123456789abcdef"
 """What the mocked ``pulumi_random.RandomPassword`` returns: tests look for it where it must never be."""
 
 
-def physical_name(logical: str, inputs: dict[str, Any]) -> str:
-    """What Pulumi's auto-naming would produce: the logical name plus a suffix (deterministic here)."""
-    return inputs.get("name") or f"{logical}-{hashlib.sha1(logical.encode()).hexdigest()[:7]}"
+def physical_name(logical: str, inputs: dict[str, Any], salt: str = "") -> str:
+    """What Pulumi's auto-naming would produce: the logical name plus a suffix (deterministic here; ``salt``
+    stands for the new random suffix of a replaced resource)."""
+    return inputs.get("name") or f"{logical}-{hashlib.sha1((logical + salt).encode()).hexdigest()[:7]}"
 
 
-def computed_outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+def computed_outputs(typ: str, name: str, inputs: dict[str, Any], salt: str = "") -> dict[str, Any]:
     """The outputs AWS computes for the resource types the program uses (wire names, camelCase)."""
-    physical = physical_name(name, inputs)
+    physical = physical_name(name, inputs, salt if typ == "aws:lambda/function:Function" else "")
     arn_prefix = f"arn:aws:{{}}:{REGION}:{ACCOUNT}:"
     if typ == "aws:dynamodb/table:Table":
         arn = arn_prefix.format("dynamodb") + f"table/{physical}"
@@ -94,13 +96,15 @@ class RecordingMocks(pulumi.runtime.Mocks):
     In a preview, as with the real engine, what AWS computes (ARNs, names, URLs) is not known yet.
     """
 
-    def __init__(self, preview: bool = False) -> None:
+    def __init__(self, preview: bool = False, function_salt: str = "") -> None:
         self.preview = preview
+        self.function_salt = function_salt
+        """Changes the functions' physical names (and so their invoke ARNs), as replacing them would."""
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         if not args.custom:
             return "", {}
-        computed = computed_outputs(args.typ, args.name, args.inputs)
+        computed = computed_outputs(args.typ, args.name, args.inputs, self.function_salt)
         if self.preview:
             computed = {key: rpc.UNKNOWN for key in computed if key not in args.inputs}
         return f"{args.name}-id", {**args.inputs, **computed}
@@ -214,6 +218,15 @@ class ProgramRun:
         return next(r for r in self.registrations if r.urn == urn)
 
 
+FUNCTION = "aws:lambda/function:Function"
+STAGE = "aws:apigateway/stage:Stage"
+
+
+def function_for(program: ProgramRun, spec: definition.FunctionSpec) -> Registration:
+    """The deployed function running ``spec``'s handler."""
+    return program.one(FUNCTION, lambda r: r["handler"] == spec.handler)
+
+
 def fake_build_layer(cache_dir: Path = packaging.BUILD_DIR / "layer-test") -> Path:
     """A layer zip from this virtualenv's layer packages, for mock runs only (see the module docstring)."""
     entries: list[tuple[str, Path]] = []
@@ -238,19 +251,27 @@ def run_program(
     stack: str = "dev",
     routes: tuple[definition.Route, ...] | None = None,
     preview: bool = False,
+    function_salt: str = "",
+    patch: Callable[[pytest.MonkeyPatch], None] | None = None,
 ) -> ProgramRun:
-    """Run ``__main__.py`` once under fresh mocks and return everything it registered and exported."""
+    """Run ``__main__.py`` once under fresh mocks and return everything it registered and exported.
+
+    ``routes`` replaces ``definition.ROUTES``; ``function_salt`` gives the functions new physical names (a
+    replacement); ``patch`` changes anything else for this run only.
+    """
     config = stack_config_strings("dev") if config is None else config
-    mocks = RecordingMocks(preview)
+    mocks = RecordingMocks(preview, function_salt)
     monitor = RecordingMonitor(mocks)
     # A fresh root stack per run, so one run's exports never leak into the next.
     pulumi_settings.ROOT.set(None)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
     pulumi.runtime.set_all_config(config)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(packaging, "build_layer", fake_build_layer)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(packaging, "build_layer", fake_build_layer)
         if routes is not None:
-            patch.setattr(definition, "ROUTES", routes)
+            monkeypatch.setattr(definition, "ROUTES", routes)
+        if patch is not None:
+            patch(monkeypatch)
         program_path = str(definition.ROOT / "__main__.py")
         _sync_await(run_pulumi_func(lambda: runpy.run_path(program_path, run_name="__pulumi__")))
         root = pulumi_settings.get_root_resource()

@@ -11,7 +11,7 @@ from pulumi.runtime import settings as pulumi_settings
 
 import definition
 from components import packaging, policies
-from components.rest_api import RestApi, RestApiArgs, path_slug, resource_paths, validate_routes
+from components.rest_api import RestApi, RestApiArgs, path_slug, validate_routes
 from components.site_function import SiteFunction, SiteFunctionArgs
 from components.stream_processor import StreamProcessor, StreamProcessorArgs
 from components.table import CounterTable, CounterTableArgs
@@ -141,6 +141,7 @@ def test_rest_api_refuses_a_route_without_a_function(mocks: None) -> None:
         ("/tags//x", "GET", "no empty segment"),
         ("/tags", "get", "upper case"),
         ("/", "GET", "declared twice"),
+        ("/", "HEAD", "HEAD / is declared twice"),
     ],
 )
 def test_invalid_routes_are_refused(path: str, method: str, message: str) -> None:
@@ -149,14 +150,12 @@ def test_invalid_routes_are_refused(path: str, method: str, message: str) -> Non
         validate_routes(routes)
 
 
-def test_resource_paths_share_prefixes_and_order_parents_first() -> None:
-    routes = (
-        definition.Route("/a/{x}/b", definition.HOME),
-        definition.Route("/a/{x}", definition.HOME),
-        definition.Route("/", definition.HOME),
-    )
-    assert resource_paths(routes) == ["/a", "/a/{x}", "/a/{x}/b"]
-    assert [path_slug(p) for p in ("/", "/a/{x}/b")] == ["root", "a-by-x-b"]
+def test_path_slugs_name_the_resources() -> None:
+    assert [path_slug(p) for p in ("/", "/a/{x}/b", "/counts/{tag}/badge.json")] == [
+        "root",
+        "a-by-x-b",
+        "counts-by-tag-badge.json",
+    ]
 
 
 @pytest.mark.parametrize(

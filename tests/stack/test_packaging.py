@@ -1,9 +1,10 @@
-"""The code archive and the Jinja2 layer: exact contents, identical bytes on every build, cached layer builds."""
+"""The code archive and the Jinja2 layer: exact contents, Python 3.13 bytecode beside the sources, identical bytes
+on every build and every machine (with or without a Python 3.13 of its own), cached builds."""
 
 from __future__ import annotations
 
-import marshal
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -28,13 +29,25 @@ PLANTED = {
     "tests/test_home.py": "# tests never ship\n",
     "README.md": "# readme",
 }
-SHIPPED = [
+SOURCES = [
     "functions/__init__.py",
     "functions/home.py",
     "functions/sub/helpers.py",
     "templates/base.html",
     "templates/site.css",
 ]
+TAG = packaging.TARGET_CACHE_TAG
+SHIPPED = sorted(
+    SOURCES
+    + [
+        f"functions/__pycache__/__init__.{TAG}.pyc",
+        f"functions/__pycache__/home.{TAG}.pyc",
+        f"functions/sub/__pycache__/helpers.{TAG}.pyc",
+    ]
+)
+"""The planted tree's archive: its code and templates, each .py with its bytecode; never the planted cache."""
+PYTHON_313_MAGIC = (3571).to_bytes(2, "little") + b"\r\n"
+"""``importlib.util.MAGIC_NUMBER`` of every CPython 3.13 release."""
 
 
 def plant(root: Path, files: dict[str, str] = PLANTED) -> Path:
@@ -52,9 +65,14 @@ def names_in(archive: Path) -> list[str]:
         return zf.namelist()
 
 
-def test_code_archive_holds_exactly_code_and_templates(tmp_path: Path) -> None:
+def build(root: Path, out: Path) -> Path:
+    """A code archive built from scratch (its own compiled-archive cache), as on a fresh machine."""
+    return packaging.build_code_archive(out, root=root, cache_dir=out / "cache")
+
+
+def test_code_archive_holds_exactly_code_templates_and_bytecode(tmp_path: Path) -> None:
     root = plant(tmp_path / "src")
-    archive = packaging.build_code_archive(tmp_path / "out", root=root)
+    archive = build(root, tmp_path / "out")
     assert names_in(archive) == SHIPPED
     with zipfile.ZipFile(archive) as zf:
         assert zf.read("functions/home.py") == PLANTED["functions/home.py"].encode()
@@ -72,19 +90,24 @@ def test_the_real_code_archive_ships_every_handler_and_template(tmp_path: Path) 
     )
     assert expected_templates and [n for n in names if n.startswith("templates/")] == expected_templates
     assert all(n.split("/")[0] in definition.CODE_DIRECTORIES for n in names)
-    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+    sources = [n for n in names if n.endswith(".py")]
+    bytecode = [n for n in names if n.endswith(".pyc")]
+    # Every source has its bytecode for Lambda's Python beside it, and nothing else is compiled.
+    assert sorted(bytecode) == sorted(
+        f"{n.rsplit('/', 1)[0]}/__pycache__/{n.rsplit('/', 1)[1][:-3]}.{TAG}.pyc" for n in sources
+    )
     assert names == sorted(names)
 
 
 def test_code_archive_is_byte_identical_across_builds(tmp_path: Path) -> None:
     root = plant(tmp_path / "src")
-    first = packaging.build_code_archive(tmp_path / "one", root=root).read_bytes()
+    first = build(root, tmp_path / "one").read_bytes()
     # Same sources with other timestamps and permissions, as a fresh clone would have them.
     for path in root.rglob("*"):
         if path.is_file():
             os.utime(path, (1_700_000_000, 1_700_000_000))
             path.chmod(0o600)
-    second = packaging.build_code_archive(tmp_path / "two", root=root).read_bytes()
+    second = build(root, tmp_path / "two").read_bytes()
     assert first == second
     with zipfile.ZipFile(tmp_path / "two" / "code.zip") as zf:
         for info in zf.infolist():
@@ -93,25 +116,27 @@ def test_code_archive_is_byte_identical_across_builds(tmp_path: Path) -> None:
 
 
 def test_the_real_code_archive_is_byte_identical_across_builds(tmp_path: Path) -> None:
-    first = packaging.build_code_archive(tmp_path / "one")
-    second = packaging.build_code_archive(tmp_path / "two")
+    first = build(definition.ROOT, tmp_path / "one")
+    second = build(definition.ROOT, tmp_path / "two")
     assert first.read_bytes() == second.read_bytes()
     assert packaging.file_sha256_base64(first) == packaging.file_sha256_base64(second)
 
 
 def test_a_changed_source_changes_the_archive_and_its_hash(tmp_path: Path) -> None:
     root = plant(tmp_path / "src")
-    before = packaging.BuiltArchive.of(packaging.build_code_archive(tmp_path / "out", root=root))
+    before = packaging.BuiltArchive.of(build(root, tmp_path / "out"))
     (root / "functions" / "home.py").write_text("def handler(event, context): return {}\n", encoding="utf-8")
-    after = packaging.BuiltArchive.of(packaging.build_code_archive(tmp_path / "out", root=root))
+    after = packaging.BuiltArchive.of(build(root, tmp_path / "out"))
     assert after.sha256_base64 != before.sha256_base64
+    # The cache holds one compiled archive per content; the new one was compiled, not taken from the old.
+    assert len(list((tmp_path / "out" / "cache").glob("code-*.zip"))) == 2
 
 
 def test_an_unchanged_archive_is_not_rewritten(tmp_path: Path) -> None:
     root = plant(tmp_path / "src")
-    archive = packaging.build_code_archive(tmp_path / "out", root=root)
+    archive = packaging.build_code_archive(tmp_path / "out", root=root, cache_dir=tmp_path / "cache")
     os.utime(archive, (1_000_000_000, 1_000_000_000))
-    packaging.build_code_archive(tmp_path / "out", root=root)
+    packaging.build_code_archive(tmp_path / "out", root=root, cache_dir=tmp_path / "cache")
     assert archive.stat().st_mtime == 1_000_000_000
     assert [p.name for p in archive.parent.iterdir()] == ["code.zip"]
 
@@ -119,7 +144,7 @@ def test_an_unchanged_archive_is_not_rewritten(tmp_path: Path) -> None:
 def test_a_missing_code_directory_is_an_error(tmp_path: Path) -> None:
     root = plant(tmp_path / "src", {"functions/home.py": ""})
     with pytest.raises(FileNotFoundError, match="templates"):
-        packaging.build_code_archive(tmp_path / "out", root=root)
+        build(root, tmp_path / "out")
 
 
 def test_layer_cache_key_follows_the_pins(tmp_path: Path) -> None:
@@ -146,15 +171,25 @@ def test_pip_targets_lambdas_platform_with_wheels_only(tmp_path: Path) -> None:
         assert flag in joined
 
 
+def test_the_layer_cache_key_follows_the_compiler(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    key = packaging.layer_cache_key()
+    source = tmp_path / "bytecode"
+    shutil.copytree(packaging.COMPILER_SOURCE, source)
+    monkeypatch.setattr(packaging, "COMPILER_SOURCE", source)
+    assert packaging.layer_cache_key() == key
+    (source / "compile.mjs").write_text((source / "compile.mjs").read_text() + "// another compiler\n")
+    assert packaging.layer_cache_key() != key
+
+
 def test_a_cached_layer_is_reused_without_running_pip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    cached = tmp_path / f"jinja2-layer-{packaging.layer_cache_key(compiler=None)}.zip"
+    cached = tmp_path / f"jinja2-layer-{packaging.layer_cache_key()}.zip"
     cached.write_bytes(b"cached layer")
 
     def no_pip(*args: object, **kwargs: object) -> None:
         raise AssertionError("pip ran although the layer was cached")
 
     monkeypatch.setattr(packaging.subprocess, "run", no_pip)
-    assert packaging.build_layer(tmp_path, compiler=None) == cached
+    assert packaging.build_layer(tmp_path) == cached
     assert cached.read_bytes() == b"cached layer"
 
 
@@ -164,7 +199,7 @@ def test_a_failed_pip_run_is_a_clear_error_and_leaves_no_layer(
     failing = [sys.executable, "-c", "import sys; sys.stderr.write('no matching distribution'); sys.exit(3)"]
     monkeypatch.setattr(packaging, "pip_install_command", lambda target, requirements: failing)
     with pytest.raises(packaging.LayerBuildError, match=r"exit 3\):\nno matching distribution"):
-        packaging.build_layer(tmp_path, compiler=None)
+        packaging.build_layer(tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -182,11 +217,15 @@ def pypi_reachable() -> bool:
 def test_layer_build_gives_jinja2_for_lambdas_platform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     if not pypi_reachable():
         pytest.skip("PyPI (pypi.org, files.pythonhosted.org) cannot be reached: the layer build needs it")
-    archive = packaging.build_layer(tmp_path / "cache", compiler=None)
+    archive = packaging.build_layer(tmp_path / "cache")
     names = names_in(archive)
     assert names == sorted(names) and all(n.startswith("python/") for n in names)
     assert "python/jinja2/__init__.py" in names
-    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+    # Every module of the layer comes with its Python 3.13 bytecode.
+    sources = [n for n in names if n.endswith(".py")]
+    assert sources and sorted(n for n in names if n.endswith(".pyc")) == sorted(
+        f"{n.rsplit('/', 1)[0]}/__pycache__/{n.rsplit('/', 1)[1][:-3]}.{TAG}.pyc" for n in sources
+    )
     # MarkupSafe's speedups are compiled for Lambda (CPython 3.13 on arm64), not for this machine.
     extensions = [n for n in names if n.endswith(".so")]
     assert extensions == ["python/markupsafe/_speedups.cpython-313-aarch64-linux-gnu.so"]
@@ -217,30 +256,72 @@ def test_layer_build_gives_jinja2_for_lambdas_platform(tmp_path: Path, monkeypat
         assert result.stdout.strip() == printed
 
     # Built again elsewhere, the same pins give the same bytes; built again here, pip does not run.
-    assert packaging.build_layer(tmp_path / "other", compiler=None).read_bytes() == archive.read_bytes()
+    assert packaging.build_layer(tmp_path / "other").read_bytes() == archive.read_bytes()
     monkeypatch.setattr(packaging.subprocess, "run", lambda *a, **k: pytest.fail("pip ran for a cached layer"))
-    assert packaging.build_layer(tmp_path / "cache", compiler=None) == archive
+    assert packaging.build_layer(tmp_path / "cache") == archive
 
 
-# Bytecode: compiled by the target Python when one is at hand. The logic is tested with fake interpreters and with
-# this interpreter standing in for Python 3.13 (the cache tag in the names is then this interpreter's).
-TAG = sys.implementation.cache_tag
+# Bytecode: always compiled by the one pinned CPython 3.13 (components/bytecode), never by this machine's Python.
 
 
-def fake_python(directory: Path, body: str) -> Path:
-    """A ``python3.13`` shell script in ``directory`` that runs ``body`` (``$@`` are its arguments)."""
+def pyc_header(archive: Path, name: str) -> tuple[bytes, int]:
+    """The magic number and the flags word of a ``.pyc`` in ``archive``."""
+    with zipfile.ZipFile(archive) as zf:
+        data = zf.read(name)
+    return data[:4], int.from_bytes(data[4:8], "little")
+
+
+def test_the_bytecode_is_for_python_313_hash_based_and_unchecked(tmp_path: Path) -> None:
+    archive = build(plant(tmp_path / "src"), tmp_path / "out")
+    for name in (n for n in SHIPPED if n.endswith(".pyc")):
+        magic, flags = pyc_header(archive, name)
+        assert magic == PYTHON_313_MAGIC, name
+        assert flags == 0b01, name  # hash-based, and not checked against the source at import
+
+
+def fake_python(directory: Path, log: Path) -> Path:
+    """A ``python3.13`` in ``directory`` that says it is CPython 3.13 and notes every time it is run."""
     directory.mkdir(parents=True, exist_ok=True)
     script = directory / f"python{definition.LAYER_PYTHON_VERSION}"
-    script.write_text("#!/bin/sh\n" + body + "\n", encoding="utf-8")
+    script.write_text(f"#!/bin/sh\necho run >> {log}\necho {TAG}\n", encoding="utf-8")
     script.chmod(0o755)
     return script
 
 
-def pyc(archive: Path, name: str) -> tuple[int, object]:
-    """The flags word and the code object of a ``.pyc`` in ``archive`` (compiled by this interpreter)."""
-    with zipfile.ZipFile(archive) as zf:
-        data = zf.read(name)
-    return int.from_bytes(data[4:8], "little"), marshal.loads(data[16:])
+def machine(monkeypatch: pytest.MonkeyPatch, home: Path, *, with_python313: bool) -> Path:
+    """Set this process up as another machine: its own compiler install, PATH and pyenv/uv folders, with or
+    without a Python 3.13 (a working one first on PATH, and one installed by pyenv). Returns the run log of
+    that Python."""
+    node_dir = str(Path(shutil.which("node") or "node").parent)
+    log = home / "python313-runs.log"
+    path = [node_dir, "/usr/bin", "/bin"]
+    if with_python313:
+        path.insert(0, str(fake_python(home / "bin", log).parent))
+        fake_python(home / "pyenv" / "versions" / "3.13.9" / "bin", log)
+    monkeypatch.setenv("PATH", os.pathsep.join(path))
+    monkeypatch.setenv("PYENV_ROOT", str(home / "pyenv"))
+    monkeypatch.setenv("UV_PYTHON_INSTALL_DIR", str(home / "uv"))
+    monkeypatch.setattr(packaging, "COMPILER_CACHE", home / "compiler")
+    return log
+
+
+def test_two_machines_with_and_without_python313_build_one_code_archive(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as first:
+        machine(first, tmp_path / "plain", with_python313=False)
+        plain = packaging.build_code_archive(tmp_path / "plain" / "out", cache_dir=tmp_path / "plain" / "cache")
+    with monkeypatch.context() as second:
+        log = machine(second, tmp_path / "py313", with_python313=True)
+        assert shutil.which("python3.13") == str(tmp_path / "py313" / "bin" / "python3.13")
+        other = packaging.build_code_archive(tmp_path / "py313" / "out", cache_dir=tmp_path / "py313" / "cache")
+    assert packaging.file_sha256_base64(plain) == packaging.file_sha256_base64(other)
+    assert plain.read_bytes() == other.read_bytes()
+    assert not log.exists(), "the machine's own Python 3.13 compiled something"
+    # Each machine installed the pinned compiler for itself.
+    assert [p.name for p in (tmp_path / "plain" / "compiler").iterdir()] == [
+        p.name for p in (tmp_path / "py313" / "compiler").iterdir()
+    ]
 
 
 def fake_pip(target: Path, requirements: Path) -> list[str]:
@@ -254,172 +335,92 @@ def fake_pip(target: Path, requirements: Path) -> list[str]:
     return [sys.executable, "-c", script, str(target)]
 
 
-def test_the_deploying_interpreter_compiles_when_it_is_the_target_python(tmp_path: Path) -> None:
-    python, reason = packaging.find_target_python(
-        executable="/usr/bin/python-target", cache_tag=packaging.TARGET_CACHE_TAG, search_path=str(tmp_path)
-    )
-    assert (python, reason) == ("/usr/bin/python-target", "the deploying interpreter is Python 3.13")
-
-
-@pytest.mark.parametrize(
-    ("body", "found", "why"),
-    [
-        ("echo cpython-313", True, "is Python 3.13"),
-        ("echo cpython-312", False, "is cpython-312"),
-        # A version manager's shim for a version that is installed but not selected.
-        ("echo 'pyenv: python3.13: command not found' >&2; exit 127", False, "does not run"),
-    ],
-)
-def test_python313_on_path_is_used_only_if_it_runs_and_is_313(
-    tmp_path: Path, body: str, found: bool, why: str
-) -> None:
-    script = fake_python(tmp_path / "bin", body)
-    python, reason = packaging.find_target_python(
-        cache_tag="cpython-311", search_path=str(tmp_path / "bin"), installed=()
-    )
-    assert python == (str(script) if found else None)
-    assert why in reason
-
-
-def test_a_python313_that_cannot_even_be_started_is_not_used(tmp_path: Path) -> None:
-    (tmp_path / "bin").mkdir()
-    binary = tmp_path / "bin" / "python3.13"
-    binary.write_bytes(b"\x7fELF not really")  # executable, but no program the system can start
-    binary.chmod(0o755)
-    python, reason = packaging.find_target_python(
-        cache_tag="cpython-311", search_path=str(tmp_path / "bin"), installed=()
-    )
-    assert python is None and reason == f"{binary} does not run"
-
-
-def test_without_python313_on_path_there_is_no_compiler(tmp_path: Path) -> None:
-    python, reason = packaging.find_target_python(cache_tag="cpython-311", search_path=str(tmp_path), installed=())
-    assert python is None
-    assert reason == "python3.13 is not on PATH and this interpreter is cpython-311"
-
-
-def test_an_installed_python313_behind_a_shim_that_does_not_run_is_used(tmp_path: Path) -> None:
-    # GIVEN a pyenv-style shim on PATH that fails (3.13 is not the selected version) and 3.13 installed beside it
-    fake_python(tmp_path / "shims", "echo 'pyenv: python3.13: command not found' >&2; exit 127")
-    installed = fake_python(tmp_path / "versions" / "3.13.0" / "bin", f"echo {packaging.TARGET_CACHE_TAG}")
-    # WHEN the packaging looks for a compiler THEN it uses the installed one and says why the shim was passed over
-    python, reason = packaging.find_target_python(
-        cache_tag="cpython-311", search_path=str(tmp_path / "shims"), installed=[str(installed)]
-    )
-    assert python == str(installed)
-    assert "does not run" in reason and str(installed) in reason
-
-
-def test_installed_pythons_are_found_under_pyenv_and_uv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    pyenv = fake_python(tmp_path / "pyenv" / "versions" / "3.13.1" / "bin", "true")
-    uv = fake_python(tmp_path / "uv" / "cpython-3.13.0-linux-aarch64-gnu" / "bin", "true")
-    fake_python(tmp_path / "pyenv" / "versions" / "3.12.1" / "bin", "true")  # another version: not listed
-    monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "pyenv"))
-    monkeypatch.setenv("UV_PYTHON_INSTALL_DIR", str(tmp_path / "uv"))
-    assert packaging.installed_target_pythons() == sorted([str(pyenv), str(uv)], reverse=True)
-
-
-@pytest.mark.parametrize("found", [None, "/opt/python3.13/bin/python3.13"])
-def test_the_program_says_once_whether_it_ships_bytecode(
-    monkeypatch: pytest.MonkeyPatch, found: str | None
-) -> None:
-    said: list[tuple[str, str]] = []
-    monkeypatch.setattr(packaging, "find_target_python", lambda: (found, "the reason"))
-    monkeypatch.setattr(packaging.pulumi.log, "warn", lambda message, *a, **k: said.append(("warn", message)))
-    monkeypatch.setattr(packaging.pulumi.log, "info", lambda message, *a, **k: said.append(("info", message)))
-    packaging.target_python.cache_clear()
-    try:
-        assert packaging.target_python() == found
-        assert packaging.target_python() == found
-        # The layer's cache entry follows the choice: a sources-only zip is never reused as a compiled one.
-        assert (packaging.layer_cache_key() == packaging.layer_cache_key(compiler=None)) == (found is None)
-    finally:
-        packaging.target_python.cache_clear()
-    [(level, message)] = said
-    if found is None:
-        assert level == "warn"
-        assert message.startswith("shipping Python sources without bytecode: the reason.")
-        assert "python3.13" in message and "cold start" in message
-    else:
-        assert (level, message) == ("info", "shipping bytecode for Lambda's Python: the reason")
-
-
-def test_bytecode_is_compiled_unchecked_hash_under_lambdas_paths(tmp_path: Path) -> None:
-    command = packaging.compile_command("/usr/bin/python3.13", tmp_path, packaging.LAYER_ROOT)
-    assert command[:3] == ["/usr/bin/python3.13", "-m", "compileall"]
-    joined = " ".join(command)
-    assert "--invalidation-mode unchecked-hash" in joined
-    assert f"-s {tmp_path} -p /opt {tmp_path}" in joined
-
-
-def test_a_compiled_code_archive_holds_unchecked_bytecode_named_for_var_task(tmp_path: Path) -> None:
-    root = plant(tmp_path / "src")
-    archive = packaging.build_code_archive(tmp_path / "out", root=root, compiler=sys.executable)
-    compiled = [
-        f"functions/__pycache__/__init__.{TAG}.pyc",
-        f"functions/__pycache__/home.{TAG}.pyc",
-        f"functions/sub/__pycache__/helpers.{TAG}.pyc",
-    ]
-    # The planted __pycache__ (a stale .pyc, a stray .py) never ships; the compiled bytecode does.
-    assert names_in(archive) == sorted(SHIPPED + compiled)
-    flags, code = pyc(archive, f"functions/__pycache__/home.{TAG}.pyc")
-    assert flags == 0b01  # hash-based, and not checked against the source at import
-    assert code.co_filename == "/var/task/functions/home.py"
-    assert not any(str(tmp_path) in str(const) for const in code.co_consts)
-
-
-def test_a_compiled_code_archive_is_byte_identical_across_builds(tmp_path: Path) -> None:
-    sets = "def f(x):\n    return x in {'a', 'b', 'c', 'd'}\n"
-    root = plant(tmp_path / "src", {**PLANTED, "functions/sets.py": sets})
-    first = packaging.build_code_archive(tmp_path / "one", root=root, compiler=sys.executable).read_bytes()
-    for path in root.rglob("*"):
-        if path.is_file():
-            os.utime(path, (1_700_000_000, 1_700_000_000))
-    second = packaging.build_code_archive(tmp_path / "two", root=root, compiler=sys.executable).read_bytes()
-    assert first == second
-
-
-def test_the_real_code_archive_ships_sources_by_default(tmp_path: Path) -> None:
-    # Its bytecode would take it past the 50 KB budget; the layer is where bytecode pays (see build_code_archive).
-    names = names_in(packaging.build_code_archive(tmp_path))
-    assert names and not [n for n in names if n.endswith(".pyc")]
-
-
-def test_sources_the_target_python_cannot_compile_are_a_clear_error(tmp_path: Path) -> None:
-    root = plant(tmp_path / "src", {**PLANTED, "functions/broken.py": "def broken(:\n"})
-    with pytest.raises(packaging.BytecodeError, match=r"could not compile the sources for Lambda \(exit 1\)"):
-        packaging.build_code_archive(tmp_path / "out", root=root, compiler=sys.executable)
-    assert not (tmp_path / "out" / "code.zip").exists()
-
-
-def test_a_compiled_layer_names_its_bytecode_under_opt_and_is_reproducible(
+def test_two_machines_with_and_without_python313_build_one_layer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(packaging, "pip_install_command", fake_pip)
-    compiled = packaging.build_layer(tmp_path / "one", compiler=sys.executable)
-    sources = packaging.build_layer(tmp_path / "one", compiler=None)
-    assert compiled != sources  # two cache entries side by side
-    assert names_in(sources) == ["python/jinja2-3.1.6.dist-info/METADATA", "python/jinja2/__init__.py"]
-    assert names_in(compiled) == sorted(names_in(sources) + [f"python/jinja2/__pycache__/__init__.{TAG}.pyc"])
-    flags, code = pyc(compiled, f"python/jinja2/__pycache__/__init__.{TAG}.pyc")
-    assert flags == 0b01 and code.co_filename == "/opt/python/jinja2/__init__.py"
-    # Built again elsewhere, by another process: the same bytes.
-    assert packaging.build_layer(tmp_path / "two", compiler=sys.executable).read_bytes() == compiled.read_bytes()
+    with monkeypatch.context() as first:
+        machine(first, tmp_path / "plain", with_python313=False)
+        plain = packaging.build_layer(tmp_path / "plain" / "layer")
+    with monkeypatch.context() as second:
+        log = machine(second, tmp_path / "py313", with_python313=True)
+        other = packaging.build_layer(tmp_path / "py313" / "layer")
+    assert plain.name == other.name  # one cache key: the machine's Python is not part of it
+    assert plain.read_bytes() == other.read_bytes()
+    assert not log.exists()
+    assert names_in(plain) == sorted(
+        [
+            "python/jinja2-3.1.6.dist-info/METADATA",
+            "python/jinja2/__init__.py",
+            f"python/jinja2/__pycache__/__init__.{TAG}.pyc",
+        ]
+    )
+    assert pyc_header(plain, f"python/jinja2/__pycache__/__init__.{TAG}.pyc") == (PYTHON_313_MAGIC, 0b01)
 
 
-def test_a_compiler_that_fails_leaves_no_layer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(packaging, "pip_install_command", fake_pip)
-    broken = fake_python(tmp_path / "bin", "echo 'Fatal Python error: init_fs_encoding' >&2; exit 1")
-    with pytest.raises(packaging.BytecodeError, match="init_fs_encoding"):
-        packaging.build_layer(tmp_path / "cache", compiler=str(broken))
-    assert list((tmp_path / "cache").iterdir()) == []
+def test_without_node_the_build_says_what_to_install_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(packaging.BytecodeError, match=r"node is not on PATH: .* Node.js 18 or newer \(with npm\)"):
+        build(plant(tmp_path / "src"), tmp_path / "out")
+    assert not (tmp_path / "out" / "code.zip").exists()
 
 
-def test_with_a_real_python313_the_bytecode_is_for_lambda_and_reproducible(tmp_path: Path) -> None:
-    python, reason = packaging.find_target_python()
+def test_a_node_too_old_is_refused(tmp_path: Path) -> None:
+    old = tmp_path / "node"
+    old.write_text("#!/bin/sh\necho v16.20.2\n", encoding="utf-8")
+    old.chmod(0o755)
+    with pytest.raises(packaging.BytecodeError, match=r"\(v16.20.2\) cannot run the bytecode compiler"):
+        packaging.check_node(str(old))
+
+
+def test_sources_python_313_cannot_compile_are_a_clear_error(tmp_path: Path) -> None:
+    root = plant(tmp_path / "src", {**PLANTED, "functions/broken.py": "def broken(:\n"})
+    with pytest.raises(packaging.BytecodeError, match=r"could not be compiled for Lambda's Python 3.13 \(exit 1\)"):
+        build(root, tmp_path / "out")
+    assert not (tmp_path / "out" / "code.zip").exists()
+    assert not list((tmp_path / "out" / "cache").glob("*.zip"))
+
+
+def local_python313() -> str | None:
+    """A CPython 3.13 on this machine, if any (only to check the shipped bytecode runs, never to build it)."""
+    candidates = [shutil.which("python3.13"), *sorted(Path.home().glob(".pyenv/versions/3.13.*/bin/python3.13"))]
+    for candidate in candidates:
+        if candidate is None:
+            continue
+        result = subprocess.run(
+            [str(candidate), "-c", "import sys; print(sys.implementation.cache_tag)"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode == 0 and result.stdout.strip() == TAG:
+            return str(candidate)
+    return None
+
+
+def test_a_python313_runs_the_shipped_bytecode_without_reading_the_sources(tmp_path: Path) -> None:
+    python = local_python313()
     if python is None:
-        pytest.skip(f"no Python 3.13 to compile with here: {reason}")
-    first = packaging.build_code_archive(tmp_path / "one", compiler=python)
-    second = packaging.build_code_archive(tmp_path / "two", compiler=python)
-    assert first.read_bytes() == second.read_bytes()
-    assert "functions/__pycache__/web.cpython-313.pyc" in names_in(first)
+        pytest.skip("no CPython 3.13 on this machine to run the bytecode with")
+    task = tmp_path / "task"
+    with zipfile.ZipFile(packaging.build_code_archive(tmp_path / "out")) as zf:
+        zf.extractall(task)
+    modules = ["functions.keys", "functions.history", "functions.tags"]
+    for module in modules:
+        # The source must exist for the import system, but unchecked bytecode is used without reading it.
+        (task / (module.replace(".", "/") + ".py")).write_text("raise SystemExit('the source was read')\n")
+    # The import system renames a code object after the file it was found beside; the name compiled in is
+    # what the bytecode itself holds, read back with marshal.
+    script = (
+        "import sys, importlib, marshal; sys.path.insert(0, sys.argv[1]); "
+        f"mods = [importlib.import_module(m) for m in {modules!r}]; "
+        "code = marshal.loads(open(mods[1].__cached__, 'rb').read()[16:]); "
+        "print(mods[0].TAG_PREFIX, mods[2].normalize_tag(' Café '), code.co_filename)"
+    )
+    result = subprocess.run(
+        [python, "-I", "-c", script, str(task)], capture_output=True, text=True, check=False, env={"PATH": "/usr/bin"}
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["tag#", "café", "/var/task/functions/history.py"]

@@ -13,33 +13,25 @@ import pytest
 
 import definition
 from components import packaging, policies
-from components.rest_api import definition_hash, gateway_responses
-from functions import web
-from tests.stack.conftest import ProgramRun, Registration, run_program, stack_config_strings
+from tests.stack.conftest import (
+    FUNCTION,
+    STAGE,
+    ProgramRun,
+    Registration,
+    function_for,
+    run_program,
+    stack_config_strings,
+)
 
 TABLE = "aws:dynamodb/table:Table"
-FUNCTION = "aws:lambda/function:Function"
 ROLE = "aws:iam/role:Role"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
-REST_API = "aws:apigateway/restApi:RestApi"
-API_RESOURCE = "aws:apigateway/resource:Resource"
-METHOD = "aws:apigateway/method:Method"
-INTEGRATION = "aws:apigateway/integration:Integration"
-PERMISSION = "aws:lambda/permission:Permission"
-DEPLOYMENT = "aws:apigateway/deployment:Deployment"
-STAGE = "aws:apigateway/stage:Stage"
-GATEWAY_RESPONSE = "aws:apigateway/response:Response"
 MAPPING = "aws:lambda/eventSourceMapping:EventSourceMapping"
 QUEUE = "aws:sqs/queue:Queue"
-ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 
 ROUTE_SPECS = list(dict.fromkeys(route.function for route in definition.ROUTES))
 
-
-def function_for(program: ProgramRun, spec: definition.FunctionSpec) -> Registration:
-    """The deployed function running ``spec``'s handler."""
-    return program.one(FUNCTION, lambda r: r["handler"] == spec.handler)
 
 
 def policies_of(program: ProgramRun, function: Registration) -> list[dict[str, Any]]:
@@ -54,27 +46,40 @@ def statements_of(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [statement for document in documents for statement in document["Statement"]]
 
 
-def grants(documents: list[dict[str, Any]]) -> set[tuple[str, str]]:
-    """Every (action, resource) pair the documents allow."""
-    pairs = set()
+Grant = tuple[str, str, str | None]
+"""(action, resource, key pattern): what one statement allows, the key pattern only on table statements."""
+
+
+def grants(documents: list[dict[str, Any]]) -> set[Grant]:
+    """Every (action, resource, key pattern) the documents allow; a table statement's keys are its LeadingKeys."""
+    allowed: set[Grant] = set()
     for statement in statements_of(documents):
         assert statement["Effect"] == "Allow"
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
-        pairs |= {(action, resource) for action in actions for resource in resources}
-    return pairs
+        condition = statement.get("Condition")
+        if condition is None:
+            patterns: list[str | None] = [None]
+        else:
+            # Only the form the program writes: every key of a request must match a pattern of the statement.
+            assert list(condition) == ["ForAllValues:StringLike"], condition
+            assert list(condition["ForAllValues:StringLike"]) == ["dynamodb:LeadingKeys"], condition
+            patterns = list(condition["ForAllValues:StringLike"]["dynamodb:LeadingKeys"])
+        allowed |= {(a, r, k) for a in actions for r in resources for k in patterns}
+    return allowed
 
 
-def expected_grants(program: ProgramRun, spec: definition.FunctionSpec, function: Registration) -> set[tuple[str, str]]:
-    """What the role must allow, from the definition: table actions, own logs, and stream/queue for the processor."""
+def expected_grants(program: ProgramRun, spec: definition.FunctionSpec, function: Registration) -> set[Grant]:
+    """What the role must allow, from the definition: the (action, key pattern) pairs on the table, its own logs,
+    and the stream and queue for the processor."""
     table = program.one(TABLE)
     log_group = program.one(LOG_GROUP, lambda r: r["name"] == function["loggingConfig"]["logGroup"])
-    expected = {(action, table["arn"]) for grant in spec.grants for action in grant.actions}
+    expected: set[Grant] = {(grant.action, table["arn"], grant.key_pattern) for grant in spec.grants}
     log_resources = (log_group["arn"], log_group["arn"] + ":*")
-    expected |= {(action, resource) for action in policies.LOG_ACTIONS for resource in log_resources}
+    expected |= {(action, resource, None) for action in policies.LOG_ACTIONS for resource in log_resources}
     if spec is definition.STREAM_PROCESSOR:
-        expected |= {(action, table["streamArn"]) for action in definition.STREAM_READ_ACTIONS}
-        expected.add(("sqs:SendMessage", program.one(QUEUE)["arn"]))
+        expected |= {(action, table["streamArn"], None) for action in definition.STREAM_READ_ACTIONS}
+        expected.add(("sqs:SendMessage", program.one(QUEUE)["arn"], None))
     return expected
 
 
@@ -138,81 +143,21 @@ def test_preview_declares_the_same_resources(program: ProgramRun) -> None:
     )
 
 
-def api_path(program: ProgramRun, resource_id: str) -> str:
-    """Walk a resource up to the API's root and return its full path."""
-    api = program.one(REST_API)
-    parts = []
-    while resource_id != api["rootResourceId"]:
-        resource = program.one(API_RESOURCE, lambda r: r.id == resource_id)
-        parts.append(resource["pathPart"])
-        resource_id = resource["parentId"]
-    return "/" + "/".join(reversed(parts))
-
-
-def test_every_route_reaches_its_function(program: ProgramRun) -> None:
-    methods = program.of_type(METHOD)
-    assert len(methods) == len(definition.ROUTES)
-    reached = []
-    for route in definition.ROUTES:
-        [method] = [m for m in methods if api_path(program, m["resourceId"]) == route.path]
-        assert method["httpMethod"] == "GET"
-        assert method["authorization"] == "NONE"
-        integration = program.one(
-            INTEGRATION, lambda i: i["resourceId"] == method["resourceId"] and i["httpMethod"] == "GET"
-        )
-        assert integration["type"] == "AWS_PROXY"
-        assert integration["integrationHttpMethod"] == "POST"
-        function = program.one(FUNCTION, lambda f: f["invokeArn"] == integration["uri"])
-        assert function["handler"] == route.function.handler
-        reached.append(route.path)
-    assert reached == [route.path for route in definition.ROUTES]
-
-
-def test_shared_path_prefixes_are_one_resource_each(program: ProgramRun) -> None:
-    paths = sorted(api_path(program, r.id) for r in program.of_type(API_RESOURCE))
-    assert paths == [
-        "/counts",
-        "/counts/{tag}",
-        "/counts/{tag}/badge.json",
-        "/counts/{tag}/badge.svg",
-        "/tags",
-        "/tags/{tag}",
-        "/tags/{tag}/badge.svg",
-    ]
-
-
-def test_each_permission_is_scoped_to_its_method_and_path(program: ProgramRun) -> None:
-    api = program.one(REST_API)
-    permissions = program.of_type(PERMISSION)
-    assert len(permissions) == len(definition.ROUTES)
-    for route in definition.ROUTES:
-        function = function_for(program, route.function)
-        expected_arn = f"{api['executionArn']}/*/GET{route.path}"
-        permission = program.one(PERMISSION, lambda p: p["sourceArn"] == expected_arn)
-        assert permission["function"] == function["name"]
-        assert permission["principal"] == "apigateway.amazonaws.com"
-        assert permission["action"] == "lambda:InvokeFunction"
-    root_permission = program.one(PERMISSION, lambda p: p["sourceArn"].endswith("/*/GET/"))
-    assert root_permission["function"] == function_for(program, definition.HOME)["name"]
-
-
 @pytest.mark.parametrize("spec", definition.FUNCTIONS, ids=lambda spec: spec.name)
 def test_each_role_grants_exactly_what_its_handler_calls(program: ProgramRun, spec: definition.FunctionSpec) -> None:
     function = function_for(program, spec)
     documents = policies_of(program, function)
     assert len(documents) == (2 if spec is definition.STREAM_PROCESSOR else 1)
     assert grants(documents) == expected_grants(program, spec, function)
+    # One table statement per action, so an action never reaches a key pattern granted only to another one.
     table_statements = [s for s in statements_of(documents) if s["Resource"] == [program.one(TABLE)["arn"]]]
-    # One statement per grant: its actions on its keys only (the visit function's PutItem reaches visitor#* only).
-    assert [(s["Action"], s["Condition"]) for s in table_statements] == [
-        (list(grant.actions), {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(grant.leading_keys)}})
-        for grant in spec.grants
-    ]
+    assert sorted(s["Action"] for s in table_statements) == sorted([action] for action in spec.actions)
 
 
 def test_no_statement_uses_a_wildcard_resource_or_action(program: ProgramRun) -> None:
     statements = statements_of([json.loads(p["policy"]) for p in program.of_type(ROLE_POLICY)])
-    assert len(statements) == sum(len(spec.grants) + 1 for spec in definition.FUNCTIONS) + 2
+    table_statements = sum(len(spec.actions) for spec in definition.FUNCTIONS)
+    assert len(statements) == table_statements + len(definition.FUNCTIONS) + 2
     for statement in statements:
         for resource in statement["Resource"]:
             assert resource != "*" and not resource.startswith("arn:aws:*")
@@ -222,6 +167,17 @@ def test_no_statement_uses_a_wildcard_resource_or_action(program: ProgramRun) ->
             assert "*" not in action
 
 
+def test_the_processor_may_not_put_the_total_nor_update_a_marker(program: ProgramRun) -> None:
+    table = program.one(TABLE)
+    allowed = grants(policies_of(program, function_for(program, definition.STREAM_PROCESSOR)))
+    on_table = {(action, key) for action, resource, key in allowed if resource == table["arn"]}
+    assert on_table == {
+        ("dynamodb:UpdateItem", definition.TOTAL_KEY),
+        ("dynamodb:PutItem", definition.MARKER_KEYS),
+        ("dynamodb:GetItem", definition.MARKER_KEYS),
+    }
+
+
 def test_the_policy_check_fails_on_one_extra_grant(program: ProgramRun) -> None:
     """Test of the test: a policy with one more action than the handler calls is caught."""
     function = function_for(program, definition.VISIT)
@@ -229,6 +185,23 @@ def test_the_policy_check_fails_on_one_extra_grant(program: ProgramRun) -> None:
     documents[0]["Statement"][0]["Action"].append("dynamodb:Scan")
     with pytest.raises(AssertionError):
         assert grants(documents) == expected_grants(program, definition.VISIT, function)
+
+
+def test_the_policy_check_fails_on_the_right_actions_with_the_wrong_keys(program: ProgramRun) -> None:
+    """Test of the test: one statement allowing every action on every key pattern grants pairs never used."""
+    function = function_for(program, definition.STREAM_PROCESSOR)
+    documents = policies_of(program, function)
+    table_arn = program.one(TABLE)["arn"]
+    spec = definition.STREAM_PROCESSOR
+    merged = policies.statement(
+        "TableItems",
+        spec.actions,
+        [table_arn],
+        {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": sorted({g.key_pattern for g in spec.grants})}},
+    )
+    documents[0]["Statement"] = [s for s in documents[0]["Statement"] if s["Resource"] != [table_arn]] + [merged]
+    with pytest.raises(AssertionError):
+        assert grants(documents) == expected_grants(program, spec, function)
 
 
 def test_roles_trust_only_lambda(program: ProgramRun) -> None:
@@ -250,102 +223,6 @@ def test_every_function_depends_on_its_own_log_group_with_retention(program: Pro
         assert log_group["retentionInDays"] == program.settings.log_retention_days == 7
         policy = program.one(ROLE_POLICY, lambda p: p.parent == function.parent)
         assert policy.urn in function.dependencies
-
-
-def test_deployment_depends_on_methods_integrations_and_responses(program: ProgramRun) -> None:
-    deployment = program.one(DEPLOYMENT)
-    needed = program.of_type(METHOD) + program.of_type(INTEGRATION) + program.of_type(GATEWAY_RESPONSE)
-    assert len(needed) == 2 * len(definition.ROUTES) + 4  # 404 twice, 5xx, 429
-    assert {r.urn for r in needed} <= set(deployment.dependencies)
-    assert "triggers" in deployment.replace_on_changes
-    assert not deployment.delete_before_replace
-
-
-def test_stage_is_separate_named_from_config_and_waits_for_permissions(program: ProgramRun) -> None:
-    deployment = program.one(DEPLOYMENT)
-    assert "stageName" not in deployment.state
-    stage = program.one(STAGE)
-    assert stage["stageName"] == "dev"
-    assert stage["deployment"] == deployment.id
-    assert {p.urn for p in program.of_type(PERMISSION)} <= set(stage.dependencies)
-    throttling = program.one("aws:apigateway/methodSettings:MethodSettings")
-    assert throttling["methodPath"] == "*/*"
-    assert throttling["stageName"] == "dev"
-    assert throttling["settings"]["throttlingRateLimit"] == 20
-    assert throttling["settings"]["throttlingBurstLimit"] == 40
-
-
-def current_trigger(program: ProgramRun) -> str:
-    """The Deployment's redeployment trigger."""
-    return program.one(DEPLOYMENT)["triggers"]["definition"]
-
-
-def test_deployment_trigger_is_the_hash_of_the_api_definition(program: ProgramRun) -> None:
-    responses = gateway_responses(
-        web.render_error_page(404),
-        web.render_error_page(500),
-        web.security_headers("no-store"),
-        web.render_error_page(429),
-        web.RETRY_AFTER_SECONDS,
-    )
-    assert current_trigger(program) == definition_hash(definition.ROUTES, responses)
-
-
-def test_deployment_trigger_is_stable_when_nothing_changes(program: ProgramRun) -> None:
-    assert current_trigger(run_program()) == current_trigger(program)
-
-
-def test_deployment_trigger_changes_when_a_route_changes(program: ProgramRun) -> None:
-    moved = tuple(
-        definition.Route("/count/{tag}", route.function) if route.function is definition.COUNT else route
-        for route in definition.ROUTES
-    )
-    changed = run_program(routes=moved)
-    assert current_trigger(changed) != current_trigger(program)
-    # The graph really followed the changed definition.
-    assert any(p["sourceArn"].endswith("/*/GET/count/{tag}") for p in changed.of_type(PERMISSION))
-
-
-def test_deployment_trigger_changes_when_a_route_gains_a_function() -> None:
-    responses = gateway_responses("<p>404</p>", "<p>500</p>", {})
-    extra = definition.ROUTES + (definition.Route("/about", definition.HOME),)
-    assert definition_hash(extra, responses) != definition_hash(definition.ROUTES, responses)
-    other_page = gateway_responses("<p>not here</p>", "<p>500</p>", {})
-    assert definition_hash(definition.ROUTES, other_page) != definition_hash(definition.ROUTES, responses)
-
-
-def test_gateway_responses_serve_the_html_error_pages(program: ProgramRun) -> None:
-    responses = {r["responseType"]: r for r in program.of_type(GATEWAY_RESPONSE)}
-    assert set(responses) == {"MISSING_AUTHENTICATION_TOKEN", "RESOURCE_NOT_FOUND", "DEFAULT_5XX", "THROTTLED"}
-    not_found = web.render_error_page(404)
-    for response_type in ("MISSING_AUTHENTICATION_TOKEN", "RESOURCE_NOT_FOUND"):
-        response = responses[response_type]
-        assert response["statusCode"] == "404"
-        assert response["responseTemplates"] == {"text/html": not_found, "application/json": not_found}
-    server_error = responses["DEFAULT_5XX"]
-    # Keeps API Gateway's own status (502/503/504) and serves the error page.
-    assert "statusCode" not in server_error.state
-    assert server_error["responseTemplates"]["text/html"] == web.render_error_page(500)
-    # The stage's own throttling: a 429 page that says when to come back, not AWS's JSON message.
-    throttled = responses["THROTTLED"]
-    assert throttled["statusCode"] == "429"
-    assert throttled["responseTemplates"]["text/html"] == web.render_error_page(429)
-    assert "Too many requests" in web.render_error_page(429)
-    assert throttled["responseParameters"]["gatewayresponse.header.Retry-After"] == f"'{web.RETRY_AFTER_SECONDS}'"
-    headers = web.security_headers("no-store")
-    for response_type, response in responses.items():
-        parameters = response["responseParameters"]
-        assert parameters["gatewayresponse.header.Content-Type"] == "'text/html; charset=utf-8'"
-        assert parameters["gatewayresponse.header.Content-Security-Policy"] == f"'{web.CONTENT_SECURITY_POLICY}'"
-        extra = {"Retry-After"} if response_type == "THROTTLED" else set()
-        assert {key.removeprefix("gatewayresponse.header.") for key in parameters} == set(headers) | {"Content-Type"} | extra
-
-
-def test_a_gateway_page_with_a_dollar_sign_is_refused() -> None:
-    with pytest.raises(ValueError, match=r"\$"):
-        gateway_responses("<p>costs $context.x</p>", "<p>500</p>", {})
-    with pytest.raises(ValueError, match="5xx"):
-        gateway_responses("<p>404</p>", "<p>$5</p>", {})
 
 
 def test_event_source_mapping_settings(program: ProgramRun) -> None:
@@ -371,18 +248,11 @@ def test_event_source_mapping_settings(program: ProgramRun) -> None:
     assert policies_urns <= set(mapping.dependencies)
 
 
-def test_alarms_watch_errors_iterator_age_and_the_failure_queue(program: ProgramRun) -> None:
-    alarms = program.of_type(ALARM)
-    errors = [a for a in alarms if a["metricName"] == "Errors"]
-    function_names = sorted(f["name"] for f in program.of_type(FUNCTION))
-    assert sorted(a["dimensions"]["FunctionName"] for a in errors) == function_names
-    iterator_age = program.one(ALARM, lambda a: a["metricName"] == "IteratorAge")
-    assert iterator_age["dimensions"] == {"FunctionName": function_for(program, definition.STREAM_PROCESSOR)["name"]}
-    assert iterator_age["threshold"] == program.settings.iterator_age_alarm_ms
-    queue_alarm = program.one(ALARM, lambda a: a["metricName"] == "ApproximateNumberOfMessagesVisible")
-    assert queue_alarm["namespace"] == "AWS/SQS"
-    assert queue_alarm["dimensions"] == {"QueueName": program.one(QUEUE)["name"]}
-    assert len(alarms) == len(definition.FUNCTIONS) + 2
+def test_a_replaced_mapping_is_deleted_before_its_replacement_is_created(program: ProgramRun) -> None:
+    # Create-before-delete would leave two mappings feeding the total from one stream for a while.
+    mapping = program.one(MAPPING)
+    assert mapping.delete_before_replace
+    assert [r.name for r in program.registrations if r.delete_before_replace] == [mapping.name]
 
 
 def test_dev_stack_deletes_cleanly(program: ProgramRun) -> None:
