@@ -93,9 +93,15 @@ class CostModel:
         return sum(item.dollars for item in items)
 
 
+def cpu_share(memory_mb: int) -> float:
+    """The share of one vCPU a request gets at ``memory_mb`` (1 from 1,769 MB; above it more cores, which
+    one single-threaded request cannot use)."""
+    return min(1.0, memory_mb / LAMBDA_FULL_VCPU_MB)
+
+
 def billed_ms(cpu_ms: float, memory_mb: int, round_trips: int, transaction: bool = False) -> int:
     """Lambda's billed duration: CPU time scaled to the memory's CPU share, plus DynamoDB waits, rounded up."""
-    scale = max(1.0, LAMBDA_FULL_VCPU_MB / memory_mb)
+    scale = 1 / cpu_share(memory_mb)
     wait = ASSUMPTIONS["transaction_round_trip_ms" if transaction else "dynamodb_round_trip_ms"] * round_trips
     return max(1, math.ceil(cpu_ms * scale + wait))
 
