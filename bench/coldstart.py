@@ -19,7 +19,7 @@ cold start; a pass says which bytecode it ships (``NO_BYTECODE``, ``LAYER_BYTECO
 by this interpreter for itself, standing in for the ``.pyc`` files ``components.packaging`` compiles for Python 3.13.
 ``shipped_bytecode()`` is what the packaging ships from this machine. (The layer's MarkupSafe is built for arm64;
 the local copy is this machine's build of the same pinned version.) Runs are interleaved, handler and floor side
-by side (alternating which goes first), and a ratio of handler to floor is the median of the per-pair ratios.
+by side (alternating which goes first); a ratio is that of the two medians printed beside it.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from botocore import xform_name
 
 import definition
 from bench.calls import functions_on_table, watch_dynamodb
-from bench.cost import cpu_share
+from bench.cost import ColdFigures
 from bench.loopback import LoopbackDynamoDB
 from bench.stats import median
 from functions.keys import MARKER_PREFIX, PARTITION_KEY
@@ -98,13 +98,21 @@ BYTECODE_MODES = {
 
 
 def shipped_bytecode() -> tuple[str, str]:
-    """The bytecode ``components.packaging`` ships from this machine (a ``BYTECODE_MODES`` key), and why."""
+    """The bytecode ``components.packaging`` ships from this machine (a ``BYTECODE_MODES`` key), and why.
+
+    With a Python 3.13 at hand the layer gets bytecode; the code archive too when it holds ``.pyc`` files.
+    """
     try:
         packaging = importlib.import_module("components.packaging")
     except ImportError as error:
         return NO_BYTECODE, f"components.packaging is not available ({error})"
     python, reason = packaging.find_target_python()
-    return (NO_BYTECODE if python is None else LAYER_BYTECODE), reason
+    if python is None:
+        return NO_BYTECODE, reason
+    with tempfile.TemporaryDirectory(prefix="tag-counter-shipped-") as scratch:
+        with zipfile.ZipFile(packaging.build_code_archive(Path(scratch))) as archive:
+            code_bytecode = any(name.endswith(".pyc") for name in archive.namelist())
+    return (ALL_BYTECODE if code_bytecode else LAYER_BYTECODE), reason
 
 
 @dataclass
@@ -140,19 +148,16 @@ class ColdStart:
     handler_runs: list[ColdRun] = field(default_factory=list)
     floor_runs: list[ColdRun] = field(default_factory=list)
     extra_imports: list[tuple[str, float]] = field(default_factory=list)
-    """Packages the handler imports and the floor does not, with their cumulative import ms (one run)."""
+    """Packages the handler imports and the floor does not, with their own import ms (one run). The function's
+    own modules include the work they do at import (the client, the templates)."""
+    avoided_imports: list[tuple[str, float]] = field(default_factory=list)
+    """Packages the floor imports and the handler does not (e.g. boto3: the functions use botocore directly)."""
     baseline_ms: Mapping[int, float] = field(default_factory=dict)
     """Modelled cold start per memory size before init moved to module scope (``BASELINE_MODELLED_MS``)."""
 
     def median_of(self, runs: str, figure: str) -> float:
         """The median of one figure (``total_ms``...) over ``handler_runs`` or ``floor_runs``."""
         return median([getattr(run, figure) for run in getattr(self, runs)])
-
-    def paired_ratio(self, figure: str) -> float:
-        """The median over runs of handler / floor for one figure, each handler run paired with the floor run
-        made next to it: pairs share the machine's load of the moment, so drifting load cancels out."""
-        pairs = zip(self.handler_runs, self.floor_runs)
-        return median([getattr(h, figure) / getattr(f, figure) for h, f in pairs if getattr(f, figure) > 0])
 
     @property
     def init_cpu_ms(self) -> float:
@@ -176,22 +181,27 @@ class ColdStart:
 
     @property
     def init_ratio(self) -> float:
-        """Handler init over the floor's init, CPU time (median of paired ratios)."""
-        return self.paired_ratio("init_cpu_ms")
+        """Handler init over the floor's init: the ratio of the two medians (CPU time)."""
+        return self.init_cpu_ms / self.floor_init_cpu_ms if self.floor_init_cpu_ms > 0 else math.nan
 
     @property
     def first_ratio(self) -> float:
-        """First request over a warm request, CPU time, within each run (median over runs)."""
-        return median([r.first_cpu_ms / r.warm_cpu_ms for r in self.handler_runs if r.warm_cpu_ms > 0])
+        """First request over a warm request: the ratio of the two medians (CPU time)."""
+        return self.first_cpu_ms / self.warm_cpu_ms if self.warm_cpu_ms > 0 else math.nan
+
+    @property
+    def figures(self) -> ColdFigures:
+        """The medians the latency and cost models use."""
+        return ColdFigures(self.init_cpu_ms, self.first_cpu_ms, self.warm_cpu_ms)
 
     def modelled_ms(self, memory_mb: int) -> float:
         """The cold start Lambda would show at ``memory_mb``: init at full speed, the first request at the
         memory's CPU share (``bench.cost.cpu_share``)."""
-        return self.init_cpu_ms + self.first_cpu_ms / cpu_share(memory_mb)
+        return self.figures.cold_ms(memory_mb)
 
     def warm_modelled_ms(self, memory_mb: int) -> float:
         """A warm request's CPU time at the memory's CPU share."""
-        return self.warm_cpu_ms / cpu_share(memory_mb)
+        return self.figures.warm_at(memory_mb)
 
     def cold_goal_ms(self, memory_mb: int) -> float | None:
         """The modelled cold-start goal at ``memory_mb`` (route functions only): ``COLD_GOAL`` x the baseline."""
@@ -201,12 +211,12 @@ class ColdStart:
     @property
     def first_met(self) -> bool:
         """First request at most ``FIRST_GOAL`` x a warm request (CPU time)."""
-        return self.first_ratio <= FIRST_GOAL
+        return bool(self.first_ratio <= FIRST_GOAL)
 
     @property
     def init_met(self) -> bool:
         """Init at most ``INIT_GOAL`` x the floor's init (CPU time)."""
-        return self.init_ratio <= INIT_GOAL
+        return bool(self.init_ratio <= INIT_GOAL)
 
     def cold_met(self, memory_mb: int) -> bool | None:
         """Whether the modelled cold start at ``memory_mb`` meets its goal (``None``: no goal)."""
@@ -507,9 +517,9 @@ def measure_cold_starts(
                     for subject in subjects:
                         _, handler_log = one(subject, "handler", importtime_run=True)
                         _, floor_log = one(subject, "floor", importtime_run=True)
-                        results[subject.spec.name].extra_imports = extra_imports(
-                            parse_importtime(handler_log), parse_importtime(floor_log)
-                        )
+                        handler_imports, floor_imports = parse_importtime(handler_log), parse_importtime(floor_log)
+                        results[subject.spec.name].extra_imports = extra_imports(handler_imports, floor_imports)
+                        results[subject.spec.name].avoided_imports = extra_imports(floor_imports, handler_imports)
     return list(results.values()), how
 
 
