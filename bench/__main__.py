@@ -55,8 +55,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip-layer", action="store_true",
                         help="do not build the Jinja2 layer (it needs PyPI the first time)")
     parser.add_argument("--no-bytecode-variant", action="store_true",
-                        help="skip the second cold-start pass, with the other Jinja2 layer (with or without "
-                             "bytecode) than the one shipped from this machine (default: full runs only)")
+                        help="skip the second cold-start pass, with bytecode for the code archive too (or, "
+                             "when the packaging ships that, for the layer alone); default: full runs only")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT,
                         help="where to write the report (default: BENCHMARKS.md at the project root)")
     writing = parser.add_mutually_exclusive_group()
@@ -82,7 +82,7 @@ def _say(message: str) -> None:
 def run(options: argparse.Namespace, argv: Sequence[str],
         sections: Sequence[Section] = PLUGGABLE_SECTIONS) -> Report:
     """Measure every section the options ask for; a section that cannot run is recorded, not fatal."""
-    from bench.coldstart import BYTECODE_MODES, LAYER_BYTECODE, NO_BYTECODE, measure_cold_starts, shipped_bytecode
+    from bench.coldstart import ALL_BYTECODE, BYTECODE_MODES, LAYER_BYTECODE, measure_cold_starts, shipped_bytecode
     from bench.roundtrips import measure_round_trips, regressions
     from bench.siteload import measure_site
     from bench.warm import measure_warm
@@ -103,7 +103,7 @@ def run(options: argparse.Namespace, argv: Sequence[str],
     if "cold" in options.skip:
         report.skipped["cold"] = "--skip cold"
     else:
-        # First as the packaging ships from this machine, then (full runs) with the other layer.
+        # First as the packaging ships from this machine, then (full runs) with the other bytecode.
         report.cold_mode, report.cold_mode_reason = shipped_bytecode()
         _say(f"cold start: {options.runs} interleaved runs per function and floor, "
              f"{BYTECODE_MODES[report.cold_mode]}")
@@ -113,7 +113,8 @@ def run(options: argparse.Namespace, argv: Sequence[str],
         report.cold_runs = options.runs
         if not options.quick and not options.no_bytecode_variant:
             runs = max(3, options.runs // 2)
-            report.cold_variant_mode = LAYER_BYTECODE if report.cold_mode == NO_BYTECODE else NO_BYTECODE
+            # With the code archive's bytecode too, or, when the packaging already ships it, the layer's alone.
+            report.cold_variant_mode = LAYER_BYTECODE if report.cold_mode == ALL_BYTECODE else ALL_BYTECODE
             _say(f"cold start, {BYTECODE_MODES[report.cold_variant_mode]}: {runs} runs")
             report.cold_bytecode, _ = measure_cold_starts(
                 settings, runs=runs, importtime=False, bytecode=report.cold_variant_mode

@@ -81,10 +81,6 @@ def _ms(value: float) -> str:
     return f"{value:.0f} ms" if value >= 100 else f"{value:.2f} ms" if value < 10 else f"{value:.1f} ms"
 
 
-def _kb(value: int | None) -> str:
-    return "n/a" if value is None else f"{value / 1024:.1f} KB"
-
-
 def _dollars(value: float) -> str:
     return f"${value:.4f}" if value < 0.01 else f"${value:.3f}" if value < 1 else f"${value:.2f}"
 
@@ -538,7 +534,7 @@ def _cost_section(report: Report) -> list[str]:
         f"duration = the measured warm handler time scaled to the CPU share of the configured memory "
         f"({cost.LAMBDA_FULL_VCPU_MB} MB = one vCPU) plus the assumed DynamoDB latency, rounded up to 1 ms. "
         "Visits share a stream batch in proportion to traffic (batching window x rate, up to the batch size). "
-        "Cold starts are not included.",
+        "Cold starts are not included here: the memory section above adds what they cost.",
         "",
         markdown_table(["line item", f"basis (at {rates[0]:g}/s)", *(f"at {r:g}/s" for r in rates)], rows),
         "",
