@@ -94,7 +94,7 @@ def security_headers(cache_control: str) -> dict[str, str]:
 
 def build_environment() -> Environment:
     """Build the container's Jinja2 environment (autoescaping on, no template loaded yet); ``environment`` returns
-    it. Called once at import; handlers then load their templates with ``load_templates``."""
+    it. Called once at import; handlers then load their templates with ``load_templates`` (a rebuild drops them)."""
     global _environment
     env = Environment(
         loader=FileSystemLoader(TEMPLATES_DIR),
