@@ -1,12 +1,13 @@
 """``python -m bench`` (``./dev bench``): measure tag-counter, print each figure beside its goal, write BENCHMARKS.md.
 
 Sections, in order: DynamoDB round trips and capacity (always; the run fails if a count regresses), cold start,
-warm request, package sizes, the local site under load, the cost model, and honest counts (the bot check's cost,
-the unique-visitor window's calls; their round trips are guarded too). A full run takes a few minutes;
-``--quick`` takes well under one, with fewer samples.
+warm request, the pluggable sections of ``bench.sections`` (package sizes...), the local site under load, the
+cost model and the route functions' memory. A full run takes a few minutes and rewrites ``BENCHMARKS.md``;
+``--quick`` takes about a minute, with fewer samples, and writes the file only with ``--write``.
 
-Exit status: 0 when every round-trip count matches the design, 1 when one regressed (a loud message says which),
-2 on bad options. Speed goals that are not met are reported, not fatal: they depend on the machine.
+Exit status: 0 when every design budget holds, 1 when one is broken (a page or batch makes more DynamoDB round
+trips than allowed, or a section reports a failure; a loud message says which), 2 on bad options. Speed and
+size goals that are not met are reported, never fatal: they depend on the machine.
 """
 
 from __future__ import annotations
@@ -21,10 +22,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import definition
-from bench import cost, history
-from bench.report import Report, render_markdown, render_table, summary_rows
+from bench import cost
+from bench.report import Report, legend, render_markdown, render_table, summary_rows
+from bench.section import BenchRun, Section
+from bench.sections import SECTIONS as PLUGGABLE_SECTIONS
 
-SECTIONS = ("cold", "warm", "packages", "site")
+BUILT_IN_SECTIONS = ("cold", "warm", "site")
+SECTIONS = BUILT_IN_SECTIONS + tuple(section.name for section in PLUGGABLE_SECTIONS)
 DEFAULT_OUTPUT = definition.ROOT / "BENCHMARKS.md"
 
 
@@ -33,12 +37,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="./dev bench",
         description="Measure tag-counter (cold start, warm overhead, DynamoDB round trips and capacity, package "
-        "sizes, local-site throughput and stream lag, cost per million visits), print every figure beside its "
-        "goal and write BENCHMARKS.md. Exits 1 if a page or the stream processor makes more DynamoDB round "
-        "trips than the design allows.",
+        "sizes, local-site throughput and stream lag, cost per million visits, memory), print every figure "
+        "beside its goal and write BENCHMARKS.md (a full run; --quick only with --write). Exits 1 only if a "
+        "design budget is broken (a page or the stream processor makes more DynamoDB round trips than allowed); "
+        "speed goals not met are reported, never fatal.",
     )
     parser.add_argument("--quick", action="store_true",
-                        help="fewer samples everywhere (under a minute; noisier figures)")
+                        help="fewer samples everywhere (about a minute; noisier figures); writes no file unless "
+                             "--write")
     parser.add_argument("--stack", default="dev", help="read settings from Pulumi.<stack>.yaml (default: dev)")
     parser.add_argument("--runs", type=int, help="cold-start runs per function and floor (default 12, quick 3)")
     parser.add_argument("--iterations", type=int, help="warm iterations per handler (default 2000, quick 300)")
@@ -49,13 +55,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip-layer", action="store_true",
                         help="do not build the Jinja2 layer (it needs PyPI the first time)")
     parser.add_argument("--no-bytecode-variant", action="store_true",
-                        help="skip the second cold-start pass, with the other Jinja2 layer (with or without "
-                             "bytecode) than the one shipped from this machine (default: full runs only)")
+                        help="skip the second cold-start pass, with bytecode for the code archive too (or, "
+                             "when the packaging ships that, for the layer alone); default: full runs only")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT,
                         help="where to write the report (default: BENCHMARKS.md at the project root)")
-    parser.add_argument("--no-write", action="store_true", help="print the figures, write no file")
+    writing = parser.add_mutually_exclusive_group()
+    writing.add_argument("--write", action="store_true", help="write the report even after a --quick run")
+    writing.add_argument("--no-write", action="store_true", help="print the figures, write no file")
     options = parser.parse_args(argv)
     quick = options.quick
+    options.write_report = options.write or not (quick or options.no_write)
     options.runs = options.runs or (3 if quick else 12)
     options.iterations = options.iterations or (300 if quick else 2000)
     options.requests = options.requests or (150 if quick else 800)
@@ -70,10 +79,10 @@ def _say(message: str) -> None:
     print(f"bench: {message}", file=sys.stderr, flush=True)
 
 
-def run(options: argparse.Namespace, argv: Sequence[str]) -> Report:
+def run(options: argparse.Namespace, argv: Sequence[str],
+        sections: Sequence[Section] = PLUGGABLE_SECTIONS) -> Report:
     """Measure every section the options ask for; a section that cannot run is recorded, not fatal."""
-    from bench.coldstart import BYTECODE_MODES, LAYER_BYTECODE, NO_BYTECODE, measure_cold_starts, shipped_bytecode
-    from bench.packages import measure_packages
+    from bench.coldstart import ALL_BYTECODE, BYTECODE_MODES, LAYER_BYTECODE, measure_cold_starts, shipped_bytecode
     from bench.roundtrips import measure_round_trips, regressions
     from bench.siteload import measure_site
     from bench.warm import measure_warm
@@ -91,18 +100,10 @@ def run(options: argparse.Namespace, argv: Sequence[str]) -> Report:
     _say("DynamoDB round trips and capacity (moto)")
     report.round_trips, captured = measure_round_trips(settings)
     report.regressions = regressions(report.round_trips)
-    _say("daily history: a visit after 1, 30 and 365 days of daily visits (moto)")
-    report.history = history.measure_history(settings)
-    report.regressions += history.regressions(report.history)
-    from bench import honest
-
-    _say("honest counts: the bot check's cost, the visit's calls with and without the unique-visitor window")
-    report.honest = honest.measure(settings, runs=3 if options.quick else 7, iterations=options.iterations)
-    report.regressions += report.honest.regressions()
     if "cold" in options.skip:
         report.skipped["cold"] = "--skip cold"
     else:
-        # First as the packaging ships from this machine, then (full runs) with the other layer.
+        # First as the packaging ships from this machine, then (full runs) with the other bytecode.
         report.cold_mode, report.cold_mode_reason = shipped_bytecode()
         _say(f"cold start: {options.runs} interleaved runs per function and floor, "
              f"{BYTECODE_MODES[report.cold_mode]}")
@@ -112,7 +113,8 @@ def run(options: argparse.Namespace, argv: Sequence[str]) -> Report:
         report.cold_runs = options.runs
         if not options.quick and not options.no_bytecode_variant:
             runs = max(3, options.runs // 2)
-            report.cold_variant_mode = LAYER_BYTECODE if report.cold_mode == NO_BYTECODE else NO_BYTECODE
+            # With the code archive's bytecode too, or, when the packaging already ships it, the layer's alone.
+            report.cold_variant_mode = LAYER_BYTECODE if report.cold_mode == ALL_BYTECODE else ALL_BYTECODE
             _say(f"cold start, {BYTECODE_MODES[report.cold_variant_mode]}: {runs} runs")
             report.cold_bytecode, _ = measure_cold_starts(
                 settings, runs=runs, importtime=False, bytecode=report.cold_variant_mode
@@ -124,11 +126,18 @@ def run(options: argparse.Namespace, argv: Sequence[str]) -> Report:
         report.warm = measure_warm(settings, captured["calls"], captured["stream_events"],
                                    iterations=options.iterations)
         report.warm_iterations = options.iterations
-    if "packages" in options.skip:
-        report.skipped["packages"] = "--skip packages"
-    else:
-        _say("package sizes")
-        report.packages = measure_packages(layer=not options.skip_layer)
+    for section in sections:
+        if section.name in options.skip:
+            report.skipped[section.name] = f"--skip {section.name}"
+            continue
+        _say(section.name)
+        try:
+            result = section.measure(BenchRun(settings, options))
+        except Exception as error:  # noqa: BLE001 - one section failing must not lose the others' figures
+            report.skipped[section.name] = f"failed: {type(error).__name__}: {error}"
+            continue
+        report.sections.append((section, result))
+        report.regressions += [f"{section.name}: {problem}" for problem in section.failures(result)]
     if "site" in options.skip:
         report.skipped["site"] = "--skip site"
     else:
@@ -137,6 +146,11 @@ def run(options: argparse.Namespace, argv: Sequence[str]) -> Report:
     if report.warm is not None:
         report.cost_inputs = cost_inputs(settings, report)
         report.cost = cost.cost_model(report.cost_inputs)
+        if report.cold is not None:
+            from bench.coldstart import MODEL_MEMORIES
+
+            routes = {r.function: r.figures for r in report.cold if r.route}
+            report.memory = cost.memory_options(report.cost_inputs, routes, MODEL_MEMORIES) if routes else None
     else:
         report.skipped["cost"] = "needs the warm figures"
     report.seconds = time.monotonic() - started
@@ -183,7 +197,7 @@ def cost_inputs(settings: definition.Settings, report: Report) -> cost.CostInput
 
 
 def guard(problems: Sequence[str]) -> int:
-    """Exit status for the round-trip check: 1, with a message nobody can miss, if anything regressed."""
+    """Exit status for the design budgets: 1, with a message nobody can miss, if any is broken."""
     if not problems:
         return 0
     banner = "!" * 78
@@ -194,16 +208,30 @@ def guard(problems: Sequence[str]) -> int:
     return 1
 
 
+def outcome(problems: Sequence[str]) -> str:
+    """The last line of a run: whether it fails, and why (or why not)."""
+    if problems:
+        return f"bench: FAILED (exit 1): {len(problems)} design budget(s) broken, listed above."
+    return ("bench: passed (exit 0): every DynamoDB round-trip budget holds. Speed and size goals marked NOT MET "
+            "are reported only.")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; print the summary; write the report; return the exit status."""
     arguments = list(sys.argv[1:] if argv is None else argv)
     options = parse_args(arguments)
     report = run(options, arguments)
     print(render_table(summary_rows(report)))
-    if not options.no_write:
+    print("\n" + "\n".join(legend(report)))
+    if options.write_report:
         options.output.write_text(render_markdown(report), encoding="utf-8")
         print(f"\nwrote {options.output} ({report.seconds:.0f} s)")
-    return guard(report.regressions)
+    else:
+        why = "--no-write" if options.no_write else "a --quick run; add --write to write it"
+        print(f"\n{options.output.name} not written ({why}); {report.seconds:.0f} s")
+    status = guard(report.regressions)
+    print(outcome(report.regressions))
+    return status
 
 
 if __name__ == "__main__":

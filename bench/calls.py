@@ -1,8 +1,8 @@
 """Watch every DynamoDB call made in this process: operation, parameters, HTTP round trips, items touched.
 
-The functions build their own clients (``functions.store.get_store`` and the stream processor's), so the
-watcher hooks botocore's client class once, and registers a ``request-created`` handler on each DynamoDB
-client it sees: that event fires once per HTTP attempt, so retries count as the round trips they are.
+The functions build their own client (``functions.store.build_store``, at import and again when pointed at a
+table), so the watcher hooks botocore's client class once, and registers a ``request-created`` handler on each
+DynamoDB client it sees: that event fires once per HTTP attempt, so retries count as the round trips they are.
 """
 
 from __future__ import annotations
@@ -161,7 +161,8 @@ def table_snapshot(client: Any, table_name: str) -> Callable[[list[dict[str, Any
 
 
 def reset_function_caches() -> None:
-    """Drop the functions' cached clients so the next call builds them against the current AWS (moto or not)."""
+    """Rebuild the functions' module state (the store's client) against the current AWS (moto or not) and
+    ``TABLE_NAME``, and drop any cached value a module keeps with ``functools.cache``."""
     for module in list(sys.modules.values()):
         name = getattr(module, "__name__", "")
         if not name.startswith("functions."):
@@ -170,6 +171,9 @@ def reset_function_caches() -> None:
             clear = getattr(value, "cache_clear", None)
             if callable(clear) and getattr(value, "__module__", None) == name:
                 clear()
+    from functions.store import build_store
+
+    build_store()
 
 
 @contextmanager

@@ -1,9 +1,14 @@
 """The fresh interpreter of one cold-start run (run as ``python -c <this source> <spec.json>``, never imported).
 
-``handler`` mode imports a function's handler and serves its first request, as Lambda's init and first invoke
-do; ``floor`` mode only creates a boto3 DynamoDB client and makes the same DynamoDB call. Both start their clock
-at the first line, so the interpreter's own start-up (the same for both) is left out of these figures.
-The result is one line on stdout: ``BENCH-RESULT {json}``.
+``handler`` mode is Lambda's init and invokes: it imports a function's handler module (init), serves a first
+request, then a few more (warm requests of the same container). ``floor`` mode does the least any function
+must do: its init imports boto3 (and Jinja2 for a page function), creates a DynamoDB client and compiles the
+same templates; its requests make the same DynamoDB call directly. Both start their clocks at the first line,
+so the interpreter's own start-up (the same for both) is left out of these figures.
+
+Each phase is timed in wall time and in CPU time (``time.process_time``): CPU time is what Lambda's CPU share
+scales, and it does not count the wait for moto's answers. The result is one line on stdout:
+``BENCH-RESULT {json}``.
 """
 
 import time
@@ -11,7 +16,8 @@ import time
 T0 = time.perf_counter()
 CPU0 = time.process_time()
 
-import json  # noqa: E402 (after the clock starts, in both modes alike)
+import gc  # noqa: E402 (after the clocks start, in both modes alike)
+import json  # noqa: E402
 import sys  # noqa: E402
 
 
@@ -32,36 +38,69 @@ class Context:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
-def run(spec: dict) -> dict:
-    """Do what ``spec`` says and time it; returns the figures and what the call answered."""
-    if spec["mode"] == "handler":
-        import importlib
+def _full_collections() -> int:
+    return gc.get_stats()[-1]["collections"]
 
-        module_name, function_name = spec["handler"].rsplit(".", 1)
-        handler = getattr(importlib.import_module(module_name), function_name)
-        t_init = time.perf_counter()
-        context = Context(spec["function"], spec["timeout_seconds"], spec["memory_mb"])
-        result = handler(spec["event"], context)
-        t_done = time.perf_counter()
+
+def _handler_calls(spec: dict) -> list:
+    import importlib
+
+    module_name, function_name = spec["handler"].rsplit(".", 1)
+    handler = getattr(importlib.import_module(module_name), function_name)
+
+    def call(event: dict) -> dict:
+        result = handler(event, Context(spec["function"], spec["timeout_seconds"], spec["memory_mb"]))
         if "statusCode" in result:
-            outcome = {"status": result["statusCode"]}
-        else:
-            outcome = {"failures": len(result.get("batchItemFailures") or [])}
-    else:
-        import boto3
+            return {"status": result["statusCode"]}
+        return {"failures": len(result.get("batchItemFailures") or [])}
 
-        client = boto3.client("dynamodb")
-        t_init = time.perf_counter()
-        response = getattr(client, spec["method"])(**spec["params"])
-        t_done = time.perf_counter()
-        outcome = {"status": response["ResponseMetadata"]["HTTPStatusCode"]}
-    cpu_done = time.process_time()
+    return [lambda event=event: call(event) for event in spec["events"]]
+
+
+def _floor_calls(spec: dict) -> list:
+    import boto3
+
+    if spec.get("jinja"):
+        from jinja2 import Environment, FileSystemLoader
+
+        environment = Environment(loader=FileSystemLoader("templates"), autoescape=True)
+        for name in spec["templates"]:
+            environment.get_template(name)
+    client = boto3.client("dynamodb")
+    method = getattr(client, spec["method"])
+
+    def call(params: dict) -> dict:
+        return {"status": method(**params)["ResponseMetadata"]["HTTPStatusCode"]}
+
+    return [lambda params=params: call(params) for params in spec["params"]]
+
+
+def _timed(call) -> tuple:
+    wall, cpu = time.perf_counter(), time.process_time()
+    outcome = call()
+    return (time.perf_counter() - wall) * 1000, (time.process_time() - cpu) * 1000, outcome
+
+
+def run(spec: dict) -> dict:
+    """Do what ``spec`` says and time each phase; returns the figures and what the first call answered."""
+    calls = _handler_calls(spec) if spec["mode"] == "handler" else _floor_calls(spec)
+    init_ms, init_cpu_ms = (time.perf_counter() - T0) * 1000, (time.process_time() - CPU0) * 1000
+    collections = _full_collections()
+    first_ms, first_cpu_ms, outcome = _timed(calls[0])
+    first_full_collections = _full_collections() - collections
+    warm = [_timed(call) for call in calls[1:]]
+    outcomes = [outcome] + [w[2] for w in warm]
     return {
-        "cpu_ms": (cpu_done - CPU0) * 1000,
-        "init_ms": (t_init - T0) * 1000,
-        "first_ms": (t_done - t_init) * 1000,
-        "total_ms": (t_done - T0) * 1000,
-        **outcome,
+        "init_ms": init_ms,
+        "init_cpu_ms": init_cpu_ms,
+        "first_ms": first_ms,
+        "first_cpu_ms": first_cpu_ms,
+        "first_full_collections": first_full_collections,
+        "warm_ms": sorted(w[0] for w in warm),
+        "warm_cpu_ms": sorted(w[1] for w in warm),
+        "total_ms": init_ms + first_ms,
+        "cpu_ms": init_cpu_ms + first_cpu_ms,
+        "outcomes": outcomes,
     }
 
 

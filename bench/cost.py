@@ -12,6 +12,7 @@ the page sizes and what the functions log. Assumed, and said so in the output: t
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -93,9 +94,15 @@ class CostModel:
         return sum(item.dollars for item in items)
 
 
+def cpu_share(memory_mb: int) -> float:
+    """The share of one vCPU a request gets at ``memory_mb`` (1 from 1,769 MB; above it more cores, which
+    one single-threaded request cannot use)."""
+    return min(1.0, memory_mb / LAMBDA_FULL_VCPU_MB)
+
+
 def billed_ms(cpu_ms: float, memory_mb: int, round_trips: int, transaction: bool = False) -> int:
     """Lambda's billed duration: CPU time scaled to the memory's CPU share, plus DynamoDB waits, rounded up."""
-    scale = max(1.0, LAMBDA_FULL_VCPU_MB / memory_mb)
+    scale = 1 / cpu_share(memory_mb)
     wait = ASSUMPTIONS["transaction_round_trip_ms" if transaction else "dynamodb_round_trip_ms"] * round_trips
     return max(1, math.ceil(cpu_ms * scale + wait))
 
@@ -160,3 +167,70 @@ def cost_model(inputs: CostInputs, rates: Sequence[float] = TRAFFIC_RATES) -> Co
     model.count_page = _page_items("count", inputs, inputs.count, inputs.count_read_units, 0.0)
     model.home_page = _page_items("home", inputs, inputs.home, inputs.home_read_units, 0.0)
     return model
+
+
+@dataclass(frozen=True)
+class ColdFigures:
+    """One route function's cold-start figures at full speed (CPU ms, from ``bench.coldstart``)."""
+
+    init_ms: float
+    first_ms: float
+    warm_ms: float
+
+    def cold_ms(self, memory_mb: int) -> float:
+        """Modelled cold start: init at full speed, the first request at the memory's CPU share."""
+        return self.init_ms + self.first_ms / cpu_share(memory_mb)
+
+    def warm_at(self, memory_mb: int) -> float:
+        """A warm request at the memory's CPU share."""
+        return self.warm_ms / cpu_share(memory_mb)
+
+
+@dataclass(frozen=True)
+class MemoryOption:
+    """What one memory size for the route functions means: latency (worst route function) and dollars."""
+
+    memory_mb: int
+    cold_ms: float
+    """The slowest route function's modelled cold start."""
+    warm_ms: float
+    """The slowest route function's warm request (CPU at the memory's share; DynamoDB's wait not included)."""
+    dollars: float
+    """Per million visits at 1 visit/s, every request warm."""
+    cold_dollars: float
+    """Per million visits when every visit starts a container (a visit a minute or less): since August 2025
+    Lambda bills the init phase of managed runtimes too."""
+
+
+def memory_options(inputs: CostInputs, cold: Mapping[str, ColdFigures],
+                   memories: Sequence[int] = (128, 256, 512, 1024)) -> list[MemoryOption]:
+    """Latency and cost of the route functions at each of ``memories``."""
+    options = []
+    for memory in memories:
+        at_memory = cost_model(dataclasses.replace(inputs, route_memory_mb=memory), rates=(1.0,))
+        dollars = CostModel.total(at_memory.visits[1.0])
+        visit = cold.get("visit")
+        extra_ms = 0.0 if visit is None else visit.cold_ms(memory) - visit.warm_at(memory)
+        gb_seconds = memory / 1024 * extra_ms / 1000
+        options.append(MemoryOption(
+            memory_mb=memory,
+            cold_ms=max(figures.cold_ms(memory) for figures in cold.values()),
+            warm_ms=max(figures.warm_at(memory) for figures in cold.values()),
+            dollars=dollars,
+            cold_dollars=dollars + gb_seconds * prices.LAMBDA_ARM64_GB_SECOND.dollars * 1e6,
+        ))
+    return options
+
+
+MEMORY_GAIN = 0.10
+"""Doubling the memory doubles the price of every millisecond; it is worth it while it still takes at least
+this fraction off the slowest route function's modelled cold start."""
+
+
+def recommend_memory(options: Sequence[MemoryOption], gain: float = MEMORY_GAIN) -> int:
+    """The smallest memory beyond which the next size up takes less than ``gain`` off the cold start."""
+    ordered = sorted(options, key=lambda option: option.memory_mb)
+    for option, bigger in zip(ordered, ordered[1:]):
+        if bigger.cold_ms > option.cold_ms * (1 - gain):
+            return option.memory_mb
+    return ordered[-1].memory_mb

@@ -21,6 +21,7 @@ from typing import Any
 import boto3
 
 import definition
+from bench.section import FAILS, MET, Row, Section
 from bench import capacity, prices
 from bench.calls import functions_on_table, table_snapshot, watch_dynamodb
 from bench.coldstart import matches_filter
@@ -188,3 +189,18 @@ def markdown_section(figures: Sequence[HistoryFigure], settings: definition.Sett
         *rows,
         "",
     ]
+
+
+def _rows(figures: Sequence[HistoryFigure]) -> list[Row]:
+    return [Row(figure, value, goal, MET if met else FAILS) for figure, value, goal, met in summary_rows(figures)]
+
+
+SECTION = Section(
+    name="history",
+    measure=lambda run: (measure_history(run.settings), run.settings),
+    rows=lambda result: _rows(result[0]),
+    markdown=lambda result: markdown_section(*result),
+    failures=lambda result: regressions(result[0]),
+)
+"""A visit's item size and write units after 1, 30 and 365 days of daily visits (moto); a visit that costs more
+than 1 UpdateItem and 1 write unit fails the run."""

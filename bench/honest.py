@@ -34,6 +34,7 @@ from typing import Any
 import boto3
 
 import definition
+from bench.section import NO_GOAL, Row, Section
 from bench import cost, prices
 from bench.calls import functions_on_table, table_snapshot, watch_dynamodb
 from localsite.aws import local_aws
@@ -372,6 +373,17 @@ def render_markdown(result: HonestCounts) -> list[str]:
         out += ["", f"The window adds per million page loads: {extras}."]
     out.append("")
     return out
+
+
+SECTION = Section(
+    name="honest",
+    measure=lambda run: measure(run.settings, runs=3 if run.quick else 7, iterations=run.options.iterations),
+    rows=lambda result: [Row(figure, value, NO_GOAL, NO_GOAL) for figure, value in summary_pairs(result)],
+    markdown=render_markdown,
+    failures=lambda result: result.regressions(),
+)
+"""The bot check's cold-start cost, and a visit's calls, units and dollars with and without the unique-visitor
+window; a visit that makes other calls than the design's fails the run."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:

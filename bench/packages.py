@@ -6,8 +6,11 @@ import importlib
 import socket
 import tempfile
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from bench.section import NO_GOAL, NOT_MEASURED, BenchRun, Row, Section, status
 
 ARCHIVE_GOAL_BYTES = 100 * 1024
 """The code archive's budget: its sources and, beside them, their Python 3.13 bytecode."""
@@ -79,3 +82,50 @@ def measure_packages(*, layer: bool = True, layer_cache: Path | None = None) -> 
         return results
     results.append(describe_zip("Jinja2 layer (python3.13 arm64)", built))
     return results
+
+
+def _kb(value: int | None) -> str:
+    return "n/a" if value is None else f"{value / 1024:.1f} KB"
+
+
+def _goal(package: PackageSize) -> str:
+    return f"< {package.goal_bytes // 1024} KB" if package.goal_bytes else NO_GOAL
+
+
+def summary_rows(packages: Sequence[PackageSize]) -> list[Row]:
+    """One summary row per package."""
+    rows = []
+    for package in packages:
+        figure = f"size: {package.name.split(' (')[0]}"
+        if package.zipped_bytes is None:
+            rows.append(Row(figure, (package.problem or NOT_MEASURED)[:38], _goal(package), NOT_MEASURED))
+        else:
+            rows.append(Row(figure, f"{_kb(package.zipped_bytes)} ({_kb(package.unpacked_bytes)} unpacked)",
+                            _goal(package), status(package.met)))
+    return rows
+
+
+def markdown(packages: Sequence[PackageSize]) -> list[str]:
+    """The package sizes' part of BENCHMARKS.md."""
+    from bench.report import markdown_table
+
+    rows = [(p.name, _kb(p.zipped_bytes), _kb(p.unpacked_bytes), str(p.files if p.files is not None else "-"),
+             _goal(p), p.problem or status(p.met)) for p in packages]
+    return [
+        "## Package sizes",
+        "",
+        "Built by `components.packaging`, as `pulumi up` builds them (the layer for python3.13 on arm64 "
+        "with pip, from PyPI, cached under `build/layer/`).",
+        "",
+        markdown_table(["package", "zipped", "unpacked", "files", "goal", "status"], rows),
+        "",
+    ]
+
+
+SECTION = Section(
+    name="packages",
+    measure=lambda run: measure_packages(layer=not getattr(run.options, "skip_layer", False)),
+    rows=summary_rows,
+    markdown=markdown,
+)
+"""Package sizes as a ``./dev bench`` section (registered in ``bench.sections``)."""

@@ -1,7 +1,7 @@
 """Warm overhead per request: each handler with DynamoDB answered in-process, against the bare call alone.
 
-A ``before-send`` handler on boto3's default session answers every DynamoDB request with a canned, well-formed
-response, so no network or emulator time is in either figure: what remains is the handler's own work
+A ``before-send`` handler on the functions' client and on the bare client answers every DynamoDB request with a
+canned, well-formed response, so no network or emulator time is in either figure: what remains is the handler's own work
 (parsing the event, validating the tag, rendering the page, building the response, logging) on top of
 botocore building, signing and parsing the same call. Logging is on, formatted as Lambda's JSON log format
 does, into a byte counter: its cost is part of a request, and its volume feeds the cost model.
@@ -128,9 +128,7 @@ def measure_warm(
     use_dummy_credentials()
     table_name = f"tag-counter-bench-warm-{uuid.uuid4().hex[:8]}"
     store = importlib.import_module("functions.store")
-    session = boto3.DEFAULT_SESSION or boto3.setup_default_session() or boto3.DEFAULT_SESSION
     stub = stub_handler(canned_answers(table_name))
-    session.events.register_first("before-send.dynamodb", stub, unique_id="bench-warm-stub")
     counter = _ByteCounter()
     log_handler = logging.StreamHandler(counter)
     log_handler.setFormatter(importlib.import_module("functions.log").JsonFormatter())
@@ -140,8 +138,11 @@ def measure_warm(
     root.setLevel(logging.INFO)
     results = []
     with functions_on_table(table_name):
+        bare_client = boto3.client("dynamodb", region_name="us-east-1", config=getattr(store, "CLIENT_CONFIG", None))
+        stubbed = [bare_client.meta.events, store.get_store().client.meta.events]
+        for events in stubbed:
+            events.register_first("before-send.dynamodb", stub, unique_id="bench-warm-stub")
         try:
-            bare_client = boto3.client("dynamodb", region_name="us-east-1", config=getattr(store, "CLIENT_CONFIG", None))
             routes = {route.function.name: route for route in definition.ROUTES}
             for spec in functions:
                 if spec.name not in calls:
@@ -168,7 +169,8 @@ def measure_warm(
         finally:
             root.removeHandler(log_handler)
             root.setLevel(previous_level)
-            session.events.unregister("before-send.dynamodb", stub, unique_id="bench-warm-stub")
+            for events in stubbed:
+                events.unregister("before-send.dynamodb", stub, unique_id="bench-warm-stub")
     return results
 
 

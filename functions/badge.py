@@ -29,7 +29,7 @@ from functions.web import (
     RETRY_AFTER_SECONDS,
     BadRequest,
     Request,
-    environment,
+    load_templates,
     render,
     route_handler,
 )
@@ -135,7 +135,9 @@ def _load_fonts() -> dict[str, Font]:
 # Read once per container, in Lambda's init phase (about 1 ms), like the template below (compiled: ~30 ms).
 FONTS: Mapping[str, Font] = _load_fonts()
 BADGE_TEMPLATE = "badge.svg"
-environment().get_template(BADGE_TEMPLATE)
+TEMPLATES = (BADGE_TEMPLATE,)
+"""Every template a badge function renders (its errors are badges too), compiled at import."""
+load_templates(TEMPLATES)
 
 
 def preferred_width(text: str, font: Font) -> int:

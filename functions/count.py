@@ -9,7 +9,11 @@ from functions import links
 from functions.chart import bar_chart
 from functions.snippets import badge_snippets
 from functions.store import get_store
-from functions.web import COUNT_CACHE_CONTROL, Page, Request, page_handler
+from functions.web import COUNT_CACHE_CONTROL, PAGE_TEMPLATES, Page, Request, load_templates, page_handler
+
+TEMPLATES = ("count.html", "chart.html", "badge_snippets.html", *PAGE_TEMPLATES)
+"""Every template this function renders, loaded and compiled at import (Lambda's init)."""
+load_templates(TEMPLATES)
 
 
 @page_handler(COUNT_CACHE_CONTROL)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functions.badge import SVG, badge_handler, shown_badge
+from functions.badge import TEMPLATES, SVG, badge_handler, shown_badge
 
 handler = badge_handler(SVG, counting=False)(shown_badge)
 """Lambda handler ``(event, context) -> response`` for a tag's read-only badge."""

@@ -5,7 +5,7 @@ For ``https://img.shields.io/endpoint?url=<this URL>``: shields.io then draws th
 
 from __future__ import annotations
 
-from functions.badge import JSON, badge_handler, shown_badge
+from functions.badge import TEMPLATES, JSON, badge_handler, shown_badge
 
 handler = badge_handler(JSON, counting=False)(shown_badge)
 """Lambda handler ``(event, context) -> response`` for a tag's endpoint JSON."""

@@ -8,7 +8,11 @@ from __future__ import annotations
 from functions import links
 from functions.chart import bar_chart
 from functions.store import get_store
-from functions.web import COUNT_CACHE_CONTROL, EXAMPLE_TAGS, Page, Request, page_handler
+from functions.web import COUNT_CACHE_CONTROL, EXAMPLE_TAGS, PAGE_TEMPLATES, Page, Request, load_templates, page_handler
+
+TEMPLATES = ("home.html", "chart.html", *PAGE_TEMPLATES)
+"""Every template this function renders, loaded and compiled at import (Lambda's init)."""
+load_templates(TEMPLATES)
 
 
 @page_handler(COUNT_CACHE_CONTROL)

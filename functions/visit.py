@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from functions import links
 from functions.counting import count_visit
-from functions.web import VISIT_CACHE_CONTROL, Page, Request, page_handler
+from functions.web import PAGE_TEMPLATES, VISIT_CACHE_CONTROL, Page, Request, load_templates, page_handler
+
+TEMPLATES = ("visit.html", *PAGE_TEMPLATES)
+"""Every template this function renders, loaded and compiled at import (Lambda's init)."""
+load_templates(TEMPLATES)
 
 
 @page_handler(VISIT_CACHE_CONTROL)

@@ -5,7 +5,7 @@ Never cached anywhere (GitHub's image proxy included), so every view of a README
 
 from __future__ import annotations
 
-from functions.badge import SVG, Badge, BadgeOptions, badge_handler
+from functions.badge import TEMPLATES, SVG, Badge, BadgeOptions, badge_handler
 from functions.counting import count_visit
 from functions.web import Request
 

@@ -1,7 +1,8 @@
 """What every page function shares: templates, headers, relative links and the error pages.
 
-The Jinja2 environment is built once per container (``environment()`` is cached); Lambda unpacks the code
-archive with ``functions/`` and ``templates/`` side by side, so templates are found relative to this package.
+The Jinja2 environment is built once per container, at import, and each handler module loads the templates it
+renders at import too (``load_templates``), in Lambda's init; Lambda unpacks the code archive with ``functions/``
+and ``templates/`` side by side, so templates are found relative to this package.
 ``page_handler`` turns a small page function into a Lambda handler for API Gateway's REST proxy integration:
 it answers ``HEAD`` like ``GET`` without a body, other methods with 405, an invalid tag or option with 400,
 DynamoDB throttling with 503 and ``Retry-After``, anything else with 500; the details of a failure go to the
@@ -16,7 +17,7 @@ import functools
 import hashlib
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,11 +28,13 @@ from markupsafe import Markup
 
 from functions import links
 from functions.log import get_logger, log_event
-from functions.store import is_throttling
+from functions.store import freeze_container_objects, is_throttling
 from functions.tags import RULE, InvalidTag, normalize_tag
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 STYLESHEET = "site.css"
+PAGE_TEMPLATES: tuple[str, ...] = ("base.html", "error.html")
+"""What every page function renders besides its own page: the base its pages extend, and its error pages."""
 
 EXAMPLE_TAGS: tuple[str, ...] = ("hello", "serverless", "café")
 """Tags the home page links to (normalized forms); the stack's example URLs use the same list."""
@@ -64,8 +67,8 @@ _FALLBACK_PAGE = (
 )
 
 
-def _stylesheet_text() -> str:
-    return (TEMPLATES_DIR / STYLESHEET).read_text(encoding="utf-8")
+STYLESHEET_TEXT: str = (TEMPLATES_DIR / STYLESHEET).read_text(encoding="utf-8")
+"""The inline stylesheet, read once at import (Lambda's init)."""
 
 
 def _style_hash(css: str) -> str:
@@ -77,7 +80,7 @@ def _style_hash(css: str) -> str:
 CONTENT_SECURITY_POLICY: str = "; ".join(
     (
         "default-src 'none'",
-        f"style-src {_style_hash(_stylesheet_text())}",
+        f"style-src {_style_hash(STYLESHEET_TEXT)}",
         "base-uri 'none'",
         "form-action 'none'",
         "frame-ancestors 'none'",
@@ -96,20 +99,39 @@ def security_headers(cache_control: str) -> dict[str, str]:
     }
 
 
-@functools.cache
-def environment() -> Environment:
-    """The container's Jinja2 environment: autoescaping on, templates read once and cached."""
+def build_environment() -> Environment:
+    """Build the container's Jinja2 environment (autoescaping on, no template loaded yet); ``environment`` returns
+    it. Called once at import; handlers then load their templates with ``load_templates`` (a rebuild drops them)."""
+    global _environment
     env = Environment(
         loader=FileSystemLoader(TEMPLATES_DIR),
         autoescape=True,
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
-        auto_reload=False,
+        auto_reload=False,  # a loaded template is never checked against its file again
     )
     # Markup: the stylesheet is our own file; its text must reach the page byte for byte to match the hash.
-    env.globals["stylesheet"] = Markup(_stylesheet_text())
+    env.globals["stylesheet"] = Markup(STYLESHEET_TEXT)
+    _environment = env
     return env
+
+
+def environment() -> Environment:
+    """The container's Jinja2 environment (built at import by ``build_environment``)."""
+    return _environment
+
+
+def load_templates(names: Iterable[str]) -> None:
+    """Load and compile ``names`` now, into the environment's cache: a handler module calls it at import with
+    every template it renders (its page, ``base.html``, ``error.html``...), so that the work runs in Lambda's
+    init at full CPU and no request compiles a template."""
+    for name in names:
+        _environment.get_template(name)
+    freeze_container_objects()  # the end of a page function's init: see the function
+
+
+_environment: Environment = build_environment()
 
 
 def render(template: str, **context: Any) -> str:

@@ -295,8 +295,8 @@ class LocalSite:
             self._stack.callback(_restore_env, name, os.environ.get(name))
             os.environ[name] = value
         hooks.install()
-        self._clear_function_caches()  # their clients must be made now: inside moto, with the hooks
-        self._stack.callback(self._clear_function_caches)
+        self._rebuild_function_state()  # their client must be made now: inside moto, with the hooks
+        self._stack.callback(self._rebuild_function_state)
         self.faults.attach()
         self._stack.callback(self.faults.detach)
 
@@ -345,10 +345,10 @@ class LocalSite:
         self._stack.callback(hooks.remove, self.esm.wake)
 
     @staticmethod
-    def _clear_function_caches() -> None:
-        from functions.store import get_store
+    def _rebuild_function_state() -> None:
+        from functions.store import build_store
 
-        get_store.cache_clear()
+        build_store()
 
     def stop(self) -> None:
         """Stop serving, stop the mapping, save the counts, stop moto (in that order)."""

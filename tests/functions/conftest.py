@@ -21,7 +21,7 @@ from botocore.awsrequest import AWSResponse
 
 from definition import ROUTES, Settings, create_table, function_environment
 from functions import history
-from functions.store import get_store
+from functions.store import build_store
 from localsite.aws import local_aws, mark_answered
 from localsite.events import LambdaContext, match_route, rest_proxy_event, stream_event
 
@@ -214,14 +214,14 @@ def site(monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
         for name, value in function_environment(Settings()).items():
             monkeypatch.setenv(name, value)
         monkeypatch.setenv("TABLE_NAME", TABLE)
-        get_store.cache_clear()
+        build_store()  # now that moto is up: the client made at import would not reach it
         client = boto3.client("dynamodb", region_name="us-east-1")
         streams = boto3.client("dynamodbstreams", region_name="us-east-1")
         stream_arn = create_table(client, TABLE)
         try:
             yield Site(client, streams, stream_arn)
         finally:
-            get_store.cache_clear()
+            build_store()
 
 
 def page_url(event: dict[str, Any], host: str = "https://abc123.execute-api.us-east-1.amazonaws.com") -> str:

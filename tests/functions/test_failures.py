@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from functions.log import JsonFormatter, record_fields
-from functions.store import MAX_ATTEMPTS, StoreBusy, get_store
+from functions.store import MAX_ATTEMPTS, StoreBusy, build_store, get_store
 
 from .conftest import TABLE, Fault, Site, parse_page
 
@@ -113,7 +113,7 @@ def test_keys_left_unprocessed_for_good_are_a_503(site: Site, inject: Callable[.
 
 def test_missing_table_name_is_a_500_page(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TABLE_NAME")
-    get_store.cache_clear()
+    build_store()
     response = site.get("/tags/hello")
     assert response["statusCode"] == 500
     assert "TABLE_NAME" not in response["body"]

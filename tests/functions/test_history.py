@@ -18,7 +18,7 @@ import pytest
 from bench.capacity import item_size, write_units
 from functions import history
 from functions.history import MAX_HISTORY_DAYS, day_attribute
-from functions.store import VISIT_WRITE_ATTEMPTS, Store, get_store
+from functions.store import VISIT_WRITE_ATTEMPTS, Store, build_store, get_store
 
 from .conftest import TABLE, DayClock, Fault, Site, parse_page, record_calls
 
@@ -217,7 +217,7 @@ def test_read_total_is_one_get_item_of_the_total_window(site: Site, clock: DayCl
 
 def test_the_window_follows_the_setting(site: Site, clock: DayClock, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(history.HISTORY_DAYS_ENV, "7")
-    get_store.cache_clear()
+    build_store()
     assert get_store().history_days == 7
     for _ in range(10):
         visit()

@@ -1,0 +1,15 @@
+"""The pluggable sections of ``./dev bench``, in the order they run and appear (see ``bench.section``).
+
+Add a measurement with one module exposing ``SECTION`` and one line here.
+"""
+
+from __future__ import annotations
+
+from bench import history, honest, packages
+from bench.section import Section
+
+SECTIONS: tuple[Section, ...] = (
+    history.SECTION,
+    honest.SECTION,
+    packages.SECTION,
+)
