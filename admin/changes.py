@@ -104,8 +104,8 @@ def _state(record: TagRecord | None) -> tuple[int, tuple[tuple[date, int], ...],
 
 
 def _needed(before: TagRecord | None, after: TagRecord | None) -> bool:
-    if after is None:
-        return before is not None
+    if after is None or before is None:
+        return before is not None or after is not None  # a tag named gets an item, even at 0 (as exported)
     if after.days is None:
         return _state(before)[0] != after.visits
     return _state(before) != _state(after)

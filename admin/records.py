@@ -227,7 +227,7 @@ def read_records(stream: IO[bytes], fmt: str = "auto", today: date | None = None
         if not text.strip():
             continue
         if fmt == "auto":
-            fmt = "json" if text.lstrip().startswith("{") else "csv"
+            fmt = "json" if text.lstrip().startswith(("{", "[")) else "csv"
         if fmt == "json":
             record = _json_row(checker, number, text)
         elif header is None:
@@ -242,8 +242,8 @@ def read_records(stream: IO[bytes], fmt: str = "auto", today: date | None = None
             record = _csv_row(checker, number, text, header)
         if record is not None:
             records.append(record)
-    if fmt == "csv" and header is None and not checker.count:
-        checker.problem(1, "the file is empty; expected the header 'tag,visits'")
+    if header is None and not records and not checker.count:
+        checker.problem(1, "the file is empty; expected the header 'tag,visits' or JSON Lines")
     if checker.count:
         raise BadInput(checker.problems, checker.count - len(checker.problems))
     return records

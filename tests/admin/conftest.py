@@ -46,6 +46,10 @@ class Admin:
         """Apply every stream record written so far, as the event source mapping would."""
         self.site.process_stream()
 
+    def tag_records(self) -> list[dict[str, Any]]:
+        """Stream records of tag items written since the last read (not the total's, nor markers')."""
+        return [r for r in self.site.reader.read() if r["dynamodb"]["Keys"]["pk"]["S"].startswith("tag#")]
+
     def counts(self) -> dict[str, int]:
         """Every tag's visits, and the total under ``site#total``."""
         found = {}
