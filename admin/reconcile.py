@@ -42,7 +42,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from admin.scan import DEFAULT_SEGMENTS, scan_tag_items
+from admin.scan import DEFAULT_SEGMENTS, MAX_SEGMENTS, scan_tag_items
 from admin.table import check_table
 from functions import history
 from functions.keys import COUNT_ATTRIBUTE, PARTITION_KEY, TAG_PREFIX, total_key
@@ -174,6 +174,8 @@ def reconcile(
         raise ValueError(f"attempts must be between 1 and {MAX_ATTEMPTS}")
     if not 0 <= settle <= MAX_SETTLE_SECONDS:
         raise ValueError(f"settle must be between 0 and {MAX_SETTLE_SECONDS:g} seconds")
+    if not 1 <= segments <= MAX_SEGMENTS:
+        raise ValueError(f"segments must be between 1 and {MAX_SEGMENTS}")
     table = check_table(client, table_name)
     if streams is None:
         import boto3
