@@ -210,9 +210,7 @@ def reconcile(
             previous_days=tuple(sorted(before.days.items())),
             attempts=attempt,
         )
-        held_last = (before.item or {}).get(history.LAST_DAY_ATTRIBUTE, {}).get("N")
-        right = before.visits == counted and before.days == days and held_last == str(history.day_number(today))
-        if dry_run or right:
+        if dry_run or (before.visits == counted and before.days == days):
             return result
         if _write_total(client, table_name, before, counted, days, today):
             return ReconcileResult(**{**result.__dict__, "changed": True})
