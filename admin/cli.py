@@ -240,7 +240,7 @@ def _change_counts(
         print(f"{target.where}: nothing to change ({unchanged} already as asked)")
         return OK
     _confirm(args, [change for change in planned if change.lowers], ask, target)
-    progress = Progress(len(planned), label) if len(planned) > 1 else None
+    progress = Progress(len(planned), label) if label == "import" else None
     try:
         written = changing.apply(target.dynamodb, target.table_name, planned, workers=workers, progress=progress)
     except PartlyApplied as partial:
@@ -257,7 +257,7 @@ def _change_counts(
     finally:
         if progress is not None:
             progress.close()
-    if len(planned) == 1:
+    if label != "import":
         print(f"{target.where}: {planned[0].describe()}")
     else:
         print(f"{target.where}: {written} tags changed, {unchanged} already as the file says")
