@@ -8,6 +8,7 @@ results of the other subcommands, which go to standard output. Exit codes: see `
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 import tempfile
@@ -249,9 +250,10 @@ def _change_counts(
         )
         if code == BUG:
             traceback.print_exception(partial.cause, file=sys.stderr)
+        cause = "interrupted" if code == INTERRUPTED else (str(partial.cause) or type(partial.cause).__name__)
         raise Failure(
             code,
-            f"{partial.written} of {partial.total} changes written, then: {partial.cause or 'interrupted'}. "
+            f"{partial.written} of {partial.total} changes written, then: {cause}. "
             "Run the same command again to finish: it writes only what is still different.",
         ) from None
     finally:
@@ -399,7 +401,13 @@ def run(argv: Sequence[str] | None = None, *, target: Target | None = None, ask:
         print("interrupted", file=sys.stderr)
         return INTERRUPTED
     except BrokenPipeError:
-        return OK  # e.g. `export | head`: the reader has what it wanted
+        # e.g. `export | head`: the reader has what it wanted. Point stdout at /dev/null so that Python's
+        # flush at exit does not complain about the closed pipe (the recipe of Python's signal docs).
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, io.UnsupportedOperation):
+            pass
+        return OK
     except Exception:  # noqa: BLE001 - a bug must not look like "run again" (1) to a script
         traceback.print_exc()
         print(f"error: unexpected failure (exit {BUG}); please report it with the traceback above", file=sys.stderr)

@@ -1,7 +1,8 @@
 """Progress of a long run: a tqdm bar on a terminal, plain lines otherwise (logs, CI, a pipe).
 
-tqdm is one pure-Python wheel with no dependencies of its own; rich draws nicer bars but brings Pygments and
-markdown-it with it, and takes several times longer to import, for a bar an operator watches for seconds.
+tqdm is one pure-Python wheel with no dependencies of its own (0.6 MB installed); rich draws nicer bars but
+brings Pygments and markdown-it with it (13 MB installed), for a bar an operator watches for seconds. Their import
+times are alike (about 33 ms each, best of 10 runs here), and tqdm is imported only when there is a terminal.
 """
 
 from __future__ import annotations

@@ -104,7 +104,10 @@ def stack_table(stack: str) -> tuple[str, str | None]:
 def _stack_history_days(stack: str) -> int | None:
     if not (definition.ROOT / f"Pulumi.{stack}.yaml").is_file():
         return None
-    return definition.stack_settings(stack).history_days
+    try:
+        return definition.stack_settings(stack).history_days
+    except ValueError as error:
+        raise NoTarget(f"Pulumi.{stack}.yaml cannot be read: {error}") from None
 
 
 def read_endpoint(state_dir: Path) -> dict[str, Any]:
