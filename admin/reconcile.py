@@ -48,7 +48,10 @@ from functions import history
 from functions.keys import COUNT_ATTRIBUTE, PARTITION_KEY, TAG_PREFIX, total_key
 
 DEFAULT_SETTLE_SECONDS = 10.0
-MAX_SETTLE_SECONDS = 900.0
+MAX_SETTLE_SECONDS = 600.0
+"""Shard iterators expire after 15 minutes: the scan and the settle period must fit in that."""
+EMPTY_PAGES = 3
+"""Empty ``GetRecords`` pages in a row that mean "nothing new" (DynamoDB may answer one empty page early)."""
 DEFAULT_ATTEMPTS = 3
 MAX_ATTEMPTS = 20
 
@@ -135,13 +138,13 @@ class _StreamWatch:
         """Tag records since opening; ``None`` when the shards changed (a split: records may be elsewhere)."""
         found = 0
         for iterator in self.iterators.values():
-            while iterator:
+            empty = 0
+            while iterator and empty < EMPTY_PAGES:
                 page = self.streams.get_records(ShardIterator=iterator, Limit=1000)
                 for record in page.get("Records", []):
                     key = record.get("dynamodb", {}).get("Keys", {}).get(PARTITION_KEY, {}).get("S", "")
                     found += key.startswith(TAG_PREFIX)
-                if not page.get("Records"):
-                    break
+                empty = 0 if page.get("Records") else empty + 1
                 iterator = page.get("NextShardIterator")
         if self._open_shards() != self.shards:
             return None
