@@ -20,37 +20,24 @@ item takes one write at a time), each retried with exponential backoff and jitte
 
 from __future__ import annotations
 
-import random
-import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from botocore.exceptions import ClientError
-
+from admin import retry
 from admin.progress import Progress
 from admin.records import TagRecord
+from admin.retry import MAX_ATTEMPTS, Sleep, delay, with_backoff
 from functions import history
 from functions.keys import COUNT_ATTRIBUTE, tag_key
-from functions.store import is_throttling
 
 BATCH_GET_KEYS = 100
 """DynamoDB's limit of keys per ``BatchGetItem``."""
 MAX_WORKERS = 64
+"""More parallel writes than this gain nothing from one machine (each is a thread and a connection)."""
 DEFAULT_WORKERS = 16
-MAX_ATTEMPTS = 10
-"""Attempts per request while DynamoDB throttles (the backoff then waits up to ``BACKOFF_CAP`` seconds)."""
-BACKOFF_BASE = 0.05
-BACKOFF_CAP = 10.0
-
-Sleep = Callable[[float], None]
-
-
-def pause(seconds: float) -> None:
-    """The backoff's wait (tests replace it to keep the retries without the waiting)."""
-    time.sleep(seconds)
 
 
 @dataclass(frozen=True)
@@ -111,25 +98,10 @@ def _needed(before: TagRecord | None, after: TagRecord | None) -> bool:
     return _state(before) != _state(after)
 
 
-def with_backoff(call: Callable[[], Any], sleep: Sleep | None = None) -> Any:
-    """``call()``, retried with exponential backoff and full jitter while DynamoDB throttles."""
-    sleep = sleep or pause
-    for attempt in range(MAX_ATTEMPTS):
-        try:
-            return call()
-        except ClientError as error:
-            if not is_throttling(error) or attempt == MAX_ATTEMPTS - 1:
-                raise
-        sleep(random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt)))
-    raise AssertionError("unreachable")
-
-
 def read_items(
     client: Any, table_name: str, tags: Sequence[str], *, workers: int = DEFAULT_WORKERS, sleep: Sleep | None = None
 ) -> dict[str, TagRecord]:
     """The current records of ``tags`` that have an item (strongly consistent, 100 keys per call, in parallel)."""
-
-    wait_a_bit = sleep or pause
 
     def read(chunk: Sequence[str]) -> list[dict[str, Any]]:
         request: dict[str, Any] = {table_name: {"Keys": [tag_key(tag) for tag in chunk], "ConsistentRead": True}}
@@ -140,7 +112,7 @@ def read_items(
             request = response.get("UnprocessedKeys") or {}
             if not request:
                 return items
-            wait_a_bit(random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt)))  # throttled: keys left over
+            (sleep or retry.pause)(delay(attempt))  # DynamoDB leaves keys unprocessed when it throttles
         raise RuntimeError("DynamoDB kept leaving keys unprocessed; try again later")
 
     chunks = [tags[start : start + BATCH_GET_KEYS] for start in range(0, len(tags), BATCH_GET_KEYS)]

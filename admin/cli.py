@@ -353,10 +353,10 @@ def _reconcile(args: argparse.Namespace, target: Target) -> int:
         outcome = "dry run, nothing changed"
     else:
         outcome = "total already right, nothing changed"
-    today = result.days[-1][1] if result.days else 0
+    in_window = sum(count for _, count in result.days)
     print(
-        f"{target.where}: {result.tags} tags hold {result.counted_total} visits ({today} on the newest day); "
-        f"the total was {result.previous_total}: {outcome}"
+        f"{target.where}: {result.tags} tags hold {result.counted_total} visits ({in_window} in the daily "
+        f"window); the total was {result.previous_total}: {outcome}"
     )
     return OK
 

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from admin.retry import with_backoff
 from functions.keys import PARTITION_KEY, TAG_PREFIX
 
 MAX_SEGMENTS = 64
@@ -54,7 +55,7 @@ def scan_tag_items(
             request["Limit"] = page_size
         try:
             while not stop.is_set():
-                page = client.scan(**request)
+                page = with_backoff(lambda: client.scan(**request))
                 if not put(page.get("Items", [])):
                     return
                 if "LastEvaluatedKey" not in page:

@@ -68,8 +68,8 @@ def admin(site: Site, capsys: pytest.CaptureFixture[str]) -> Iterator[Admin]:  #
 @pytest.fixture
 def no_sleep(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
     """The command's backoff does not wait (the retries still happen)."""
-    from admin import changes
+    from admin import retry
 
     slept: list[float] = []
-    monkeypatch.setattr(changes, "pause", slept.append)
+    monkeypatch.setattr(retry, "pause", slept.append)
     return slept.append

@@ -174,12 +174,12 @@ def test_throttling_mid_import_backs_off_and_ends_exact(admin: Admin, tmp_path: 
 def test_throttling_that_outlasts_the_retries_stops_and_the_rerun_finishes(
     admin: Admin, tmp_path: Path, inject, no_sleep
 ) -> None:
-    from admin import changes
+    from admin import retry
 
     rows = "".join(f"t{i},{i + 1}\n" for i in range(60))
     path = write(tmp_path, "tag,visits\n" + rows)
     # the botocore client retries 3 times per call, the command MAX_ATTEMPTS times: a long outage beats both
-    fault = inject(admin.site.client, "UpdateItem", "ThrottlingException", times=3 * changes.MAX_ATTEMPTS * 3)
+    fault = inject(admin.site.client, "UpdateItem", "ThrottlingException", times=3 * retry.MAX_ATTEMPTS * 3)
     first = admin("import", path, "--workers", "2")
     assert first.code == cli.AWS_ERROR
     assert "changes written, then" in first.err and "Run the same command again" in first.err
@@ -260,3 +260,25 @@ def test_round_trip_export_fresh_table_import_export_is_identical(admin: Admin, 
     assert exported == (tmp_path / f"b.{fmt}").read_bytes()
     assert exported.count(b"\n") == 44 + (fmt == "csv")
     assert TABLE != "fresh"
+
+
+def test_keys_left_unprocessed_by_a_throttled_read_are_read_again(admin: Admin, tmp_path: Path, inject, no_sleep) -> None:
+    # GIVEN existing counts, and DynamoDB answering the first BatchGetItem with every key unprocessed
+    assert admin("set", "a", "5").code == cli.OK
+    keys = [{"pk": {"S": "tag#a"}}, {"pk": {"S": "tag#b"}}]
+    inject(
+        admin.site.client, "BatchGetItem", "", status=200, times=1,
+        body={"Responses": {TABLE: []}, "UnprocessedKeys": {TABLE: {"Keys": keys, "ConsistentRead": True}}},
+    )
+    # WHEN an import plans against them, THEN it reads them again and sees a's count (so it asks before lowering)
+    result = admin("import", write(tmp_path, "tag,visits\na,2\nb,1\n"))
+    assert result.code == cli.NOT_CONFIRMED and "a: 5 -> 2" in result.err
+
+
+def test_a_throttled_export_backs_off_and_completes(admin: Admin, inject, no_sleep) -> None:
+    for i in range(30):
+        assert admin("set", f"t{i}", str(i)).code == cli.OK
+    fault = inject(admin.site.client, "Scan", "ProvisionedThroughputExceededException", times=8)
+    result = admin("export", "--segments", "2")
+    assert result.code == cli.OK and fault.sent == 8
+    assert len(result.out.splitlines()) == 31
