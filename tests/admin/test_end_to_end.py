@@ -8,7 +8,6 @@ the site's in-process requests, as the site itself must do) and writes the file 
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,10 +54,7 @@ def local(tmp_path: Path) -> Iterator[tuple[LocalSite, Path]]:
         server = SerialisedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         server.start()
         host, port = server.get_host_and_port()
-        publish(state, f"http://{host}:{port}", site_url=site.url)
-        endpoint = json.loads((state / "endpoint.json").read_text(encoding="utf-8"))
-        endpoint["table_name"] = site.table_name
-        (state / "endpoint.json").write_text(json.dumps(endpoint), encoding="utf-8")
+        publish(state, f"http://{host}:{port}", site_url=site.url, table_name=site.table_name)
         try:
             yield site, state
         finally:
@@ -127,4 +123,3 @@ def test_set_import_export_delete_reconcile_on_the_running_site(local: tuple[Loc
     assert done.returncode == cli.OK and "1 tags changed, 200 already as the file says" in done.stdout
     assert site.drain()
     assert counts_page(site, "hello") == (1000, expected_total)
-    assert os.getpid() == json.loads((state / "endpoint.json").read_text(encoding="utf-8"))["pid"]
