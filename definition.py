@@ -194,6 +194,8 @@ STREAM_READ_ACTIONS = (
 STREAM_VIEW_TYPE = "NEW_AND_OLD_IMAGES"
 HASH_KEY = PARTITION_KEY
 TTL_ATTRIBUTE_NAME = TTL_ATTRIBUTE
+TABLE_TAG = ("tag-counter:table", "counts")
+"""The resource tag (key, value) the program puts on its table: the operator command acts only on a table with it."""
 
 STREAM_FILTER_PATTERNS: tuple[dict[str, Any], ...] = (
     # Only tag items reach the processor: not the total it writes, not its markers.
@@ -404,6 +406,7 @@ def create_table_request(table_name: str) -> dict[str, Any]:
         "KeySchema": [{"AttributeName": HASH_KEY, "KeyType": "HASH"}],
         "BillingMode": "PAY_PER_REQUEST",
         "StreamSpecification": {"StreamEnabled": True, "StreamViewType": STREAM_VIEW_TYPE},
+        "Tags": [{"Key": TABLE_TAG[0], "Value": TABLE_TAG[1]}],
     }
 
 

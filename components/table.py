@@ -41,6 +41,8 @@ class CounterTable(pulumi.ComponentResource):
             ttl=aws.dynamodb.TableTtlArgs(attribute_name=definition.TTL_ATTRIBUTE_NAME, enabled=True),
             point_in_time_recovery=aws.dynamodb.TablePointInTimeRecoveryArgs(enabled=args.point_in_time_recovery),
             deletion_protection_enabled=args.deletion_protection,
+            # How the operator command knows this table is tag-counter's (``admin.table``).
+            tags=dict([definition.TABLE_TAG]),
             opts=pulumi.ResourceOptions(parent=self, protect=args.deletion_protection),
         )
         self.name = self.table.name

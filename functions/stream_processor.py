@@ -31,7 +31,7 @@ That covers
 - a batch that grew on its retry (same first record, more records after it).
 It does NOT cover a retry whose first record differs from the committed batch's first record, e.g. the second
 half of a bisected batch after the whole batch had committed: its marker is new, so its visits count twice.
-``python -m functions.reconcile`` recomputes the exact total from the tag items and repairs that (and any
+``./dev admin reconcile`` (``admin.reconcile``) recomputes the exact total from the tag items and repairs that (and any
 outage longer than the marker window).
 
 Failures: with too little time left to finish a write, the handler raises before writing (failing before the

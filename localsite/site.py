@@ -314,9 +314,10 @@ class LocalSite:
                 self.store.clear()
             self.restored = restore(self.store, self.dynamodb, self.table_name)
             if self.restored:
-                from functions.reconcile import reconcile
+                from admin.reconcile import reconcile
 
-                reconcile(self.dynamodb, self.table_name)
+                # Nothing flows yet (the site serves only once started): no settle period is needed.
+                reconcile(self.dynamodb, self.table_name, streams=streams, history_days=self.settings.history_days)
                 # The restored items' records are in the stream now: counting them again would double the total.
                 starting_position = "LATEST"
             self.persister = StatePersister(self.store, streams, self.stream_arn)

@@ -7,7 +7,7 @@ processor: a poison batch or a fault that stalls the total never stalls what is 
 
 At the next start the saved tag items are written back before the stream mapping starts, the mapping starts
 after them (they must not be counted again), and the total is recomputed from them with
-``functions.reconcile.reconcile``. Stream records still in flight when the site stopped were never durable
+``admin.reconcile.reconcile``. Stream records still in flight when the site stopped were never durable
 locally; the reconcile makes the total exact again anyway. Only tag items are saved: the total is derived,
 and the processor's idempotency markers are only needed for records that no longer exist.
 """

@@ -16,7 +16,7 @@ import pytest
 
 from functions import stream_processor
 from functions.log import record_fields
-from functions.reconcile import reconcile
+from admin.reconcile import reconcile
 from functions.store import MAX_ATTEMPTS, get_store
 from functions.stream_processor import (
     MARKER_TTL_SECONDS,

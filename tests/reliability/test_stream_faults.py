@@ -9,7 +9,7 @@ Which case applies where:
   bisected batch, a redelivery), is caught by the batch marker: counted once, within the marker's 48 hours;
 - a crash after the commit retried as the second half of a bisected batch (Lambda does this when bisect on
   error is on, as in every stack by default) is NOT caught: that half counts twice and the total is over
-  by exactly its visits, until ``functions.reconcile`` recomputes it from the tag items;
+  by exactly its visits, until ``admin.reconcile`` recomputes it from the tag items;
 - a redelivery after the marker has expired (outside the idempotency window) counts again; the reconcile
   command repairs it the same way.
 """
@@ -26,7 +26,7 @@ import pytest
 
 from definition import STREAM_PROCESSOR
 from functions.keys import COUNT_ATTRIBUTE, MARKER_PREFIX, PARTITION_KEY
-from functions.reconcile import reconcile
+from admin.reconcile import reconcile
 from localsite.esm import failed_batch_records
 from localsite.events import LambdaContext, stream_event
 from localsite.site import LocalSite, import_handler

@@ -92,6 +92,7 @@ def test_table_has_the_stream_the_processor_needs(program: ProgramRun) -> None:
     assert "rangeKey" not in table.state
     assert table["billingMode"] == "PAY_PER_REQUEST"
     assert table["ttl"] == {"attributeName": "expires_at", "enabled": True}
+    assert table["tags"] == dict([definition.TABLE_TAG])  # how the operator command recognises it
 
 
 def test_one_function_per_route_plus_the_processor(program: ProgramRun) -> None:

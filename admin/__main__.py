@@ -1,0 +1,5 @@
+"""``python -m admin``: the operator command (``./dev admin``)."""
+
+from admin.cli import main
+
+main()
