@@ -13,6 +13,7 @@ import base64
 import functools
 import hashlib
 import logging
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,7 +103,21 @@ def environment() -> Environment:
     )
     # Markup: the stylesheet is our own file; its text must reach the page byte for byte to match the hash.
     env.globals["stylesheet"] = Markup(_stylesheet_text())
+    env.globals["total_catch_up"] = total_catch_up
     return env
+
+
+STREAM_BATCHING_WINDOW_ENV = "STREAM_BATCHING_WINDOW_SECONDS"
+"""Set by the program (``definition.function_environment``): the stream mapping's batching window."""
+
+
+def total_catch_up() -> str:
+    """How soon the site-wide total includes a visit: the mapping's batching window, plus a poll and a batch."""
+    try:
+        window = int(os.environ.get(STREAM_BATCHING_WINDOW_ENV, "1"))
+    except ValueError:
+        window = 1
+    return "within a second or so" if window <= 0 else f"within about {window + 1} seconds"
 
 
 def render(template: str, **context: Any) -> str:

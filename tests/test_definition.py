@@ -38,8 +38,8 @@ def test_config_keys_are_camel_case_and_typed() -> None:
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
-        ("streamBatchSize", "ten", "streamBatchSize must be a int"),
-        ("deletionProtection", "yes", "deletionProtection must be a bool"),
+        ("streamBatchSize", "ten", "streamBatchSize must be a whole number"),
+        ("deletionProtection", "yes", "deletionProtection must be true or false"),
         ("streamBatchSize", "0", "streamBatchSize must be between"),
         ("streamStartingPosition", "AT_TIMESTAMP", "TRIM_HORIZON or LATEST"),
         ("streamBatchingWindowSeconds", "301", "streamBatchingWindowSeconds"),
