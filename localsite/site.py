@@ -205,21 +205,23 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def handle_one_request(self) -> None:
         """Read one request and answer it: every method goes to the site (the gateway routes them, not us)."""
         self._started = time.monotonic()
+        self.requestline, self.command, self.path, self.request_version = "", "", "", ""
         try:
             self.raw_requestline = self.rfile.readline(MAX_REQUEST_BYTES + 1)
             if len(self.raw_requestline) > MAX_REQUEST_BYTES:
-                self.requestline, self.command, self.path = "", "", ""
                 self.send_error(414)
                 return
             if not self.raw_requestline:
                 self.close_connection = True
                 return
-            if not self.parse_request():
-                return  # an error page has been sent and logged
-            if self.request_version == "HTTP/0.9":
-                # "GET /path" with no version: an answer without a status line or headers is no answer.
+            if len(self.raw_requestline.split()) == 2:
+                # "GET /path" with no version (HTTP/0.9): refused before any header is waited for; an answer
+                # without a status line or headers, as http.server would give, is no answer.
+                self.requestline = self.raw_requestline.decode("latin-1").rstrip("\r\n")
                 self.send_error(400, "HTTP/0.9 request")
                 return
+            if not self.parse_request():
+                return  # an error page has been sent and logged
             header_bytes = sum(len(name) + len(value) for name, value in self.headers.items())
             if len(self.raw_requestline) + header_bytes > MAX_REQUEST_BYTES:
                 self.send_error(431)

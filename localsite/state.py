@@ -252,11 +252,13 @@ class StatePersister:
         """After-write listener: save now, before the write's answer returns (:class:`NotSaved` if it cannot)."""
         self.sync()
 
-    def sync(self, wait: float = SAVE_WAIT_SECONDS) -> int:
+    def sync(self, wait: float | None = None) -> int:
         """Save every tag record written so far, waiting up to ``wait`` seconds; return how many were saved.
 
-        Raises :class:`NotSaved` when that could not be done in time: the records stay pending for a retry.
+        Raises :class:`NotSaved` when that could not be done in time (by default :data:`SAVE_WAIT_SECONDS`):
+        the records stay pending for a retry.
         """
+        wait = SAVE_WAIT_SECONDS if wait is None else wait
         deadline = time.monotonic() + wait
         if not self._lock.acquire(timeout=wait):
             self._failed(f"the state file was busy for {wait:.0f} s")
