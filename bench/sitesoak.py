@@ -23,10 +23,10 @@ from bench.siteload import _load
 from bench.stats import median, percentile
 
 
-def resident_mb() -> float:
-    """This process's resident memory now, in MB (Linux ``/proc``; the peak elsewhere)."""
+def resident_mb(pid: int | None = None) -> float:
+    """A process's resident memory now, in MB (this one by default; Linux ``/proc``, else this one's peak)."""
     try:
-        with open("/proc/self/status", encoding="ascii") as status:
+        with open(f"/proc/{pid or 'self'}/status", encoding="ascii") as status:
             for line in status:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1]) / 1024

@@ -35,7 +35,7 @@ import boto3
 import definition
 from definition import PROJECT, STREAM_PROCESSOR, TABLE_NAME_ENV, Route, Settings
 from localsite import endpoint, hooks
-from localsite.aws import LockedMotoServer, expire_items, local_aws, trim_stream
+from localsite.aws import LockedMotoServer, expire_items, local_aws, stream_end, trim_stream
 from localsite.esm import EventSourceMapping, MappingOptions
 from localsite.events import LambdaContext, match_route, rest_proxy_event
 from localsite.faults import Faults
@@ -453,7 +453,7 @@ class LocalSite:
                 reconcile(self.dynamodb, self.table_name)
                 # The restored items' records are in the stream now: counting them again would double the total.
                 starting_position = "LATEST"
-            self.persister = StatePersister(self.store, streams, self.stream_arn)
+            self.persister = StatePersister(self.store, streams, self.stream_arn, lambda: stream_end(self.table_name))
             self.persister.start()
             # Written through: every write is saved before its SDK call returns, so before any page says so.
             hooks.add_after_write(self.persister.on_write)

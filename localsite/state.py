@@ -32,7 +32,7 @@ import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -218,14 +218,25 @@ def _is_tag_record(record: dict[str, Any]) -> bool:
 class StatePersister:
     """The stream consumer that keeps :class:`StateStore` up to date: written through, retried when it fails."""
 
-    def __init__(self, store: StateStore, streams_client: Any, stream_arn: str, idle_interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        store: StateStore,
+        streams_client: Any,
+        stream_arn: str,
+        stream_end: Callable[[], int],
+        idle_interval: float = 1.0,
+    ) -> None:
         self.store = store
         self._reader = ShardReader(streams_client, stream_arn, "LATEST")
+        self._stream_end = stream_end
         self._idle_interval = idle_interval
         self._pending: list[dict[str, Any]] = []
         self._wake = threading.Event()
         self._stopping = threading.Event()
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._saving = False
+        self._saved_before = 0
+        """Every record with a lower sequence number is saved (or is not a tag item's)."""
         self._thread = threading.Thread(target=self._run, name="state-persister", daemon=True)
         self._failed_since: int | None = None
         self._last_warning = 0.0
@@ -245,7 +256,7 @@ class StatePersister:
     @property
     def unsaved(self) -> int:
         """Tag records read from the stream and not saved yet (not zero only while saving fails)."""
-        with self._lock:
+        with self._cond:
             return len(self._pending)
 
     def on_write(self, operation: str = "") -> None:
@@ -255,33 +266,59 @@ class StatePersister:
     def sync(self, wait: float | None = None) -> int:
         """Save every tag record written so far, waiting up to ``wait`` seconds; return how many were saved.
 
-        Raises :class:`NotSaved` when that could not be done in time (by default :data:`SAVE_WAIT_SECONDS`):
-        the records stay pending for a retry.
+        One caller at a time reads the stream and commits; the others wait, and return as soon as a commit
+        covered their writes (group commit). Raises :class:`NotSaved` when that did not happen in time (by
+        default :data:`SAVE_WAIT_SECONDS`): the records stay pending for a retry.
         """
         wait = SAVE_WAIT_SECONDS if wait is None else wait
         deadline = time.monotonic() + wait
-        if not self._lock.acquire(timeout=wait):
-            self._failed(f"the state file was busy for {wait:.0f} s")
+        target = self._stream_end()
+        with self._cond:
+            while True:
+                if self._saved_before >= target and not self._pending:
+                    return 0
+                if not self._saving:
+                    self._saving = True
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self._failed(f"its save waited {wait:.1f} s")
+                self._cond.wait(remaining)
         try:
-            while records := self._reader.read():
-                self._pending.extend(record for record in records if _is_tag_record(record))
-            if not self._pending:
-                return 0
+            return self._save(deadline)
+        finally:
+            with self._cond:
+                self._saving = False
+                self._cond.notify_all()
+
+    def _save(self, deadline: float) -> int:
+        end = self._stream_end()
+        while records := self._reader.read():
+            tag_records = [record for record in records if _is_tag_record(record)]
+            with self._cond:
+                self._pending.extend(tag_records)
+        with self._cond:
+            pending = list(self._pending)
+        if pending:
             try:
-                saved = self.store.apply(self._pending, timeout=max(0.01, deadline - time.monotonic()))
+                saved = self.store.apply(pending, timeout=max(0.01, deadline - time.monotonic()))
             except sqlite3.Error as error:
-                self._failed(str(error))
-            self._pending.clear()
+                with self._cond:
+                    self._failed(str(error))
+        else:
+            saved = 0
+        with self._cond:
+            del self._pending[: len(pending)]
+            self._saved_before = max(self._saved_before, end)
             self.saved += saved
             if self._failed_since is not None:
                 log.warning("saved %d tag records to %s after %d failed attempts", saved, self.store.path,
                             self.failures - self._failed_since)
                 self._failed_since = None
-            return saved
-        finally:
-            self._lock.release()
+        return saved
 
     def _failed(self, reason: str) -> None:
+        """Count and report a failed save (at most one line per :data:`WARNING_INTERVAL`), then raise."""
         self.failures += 1
         if self._failed_since is None:
             self._failed_since = self.failures - 1
