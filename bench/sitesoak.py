@@ -6,6 +6,10 @@ process exactly as ``./dev site`` runs it (fresh state in a temporary folder), s
 case for memory: the table and the saved state grow by one item per visit), and prints, per chunk, the visits
 per second, the median and 99th percentile latency, and the site's resident memory after the chunk. The growth
 of memory per thousand visits after the first chunks is the figure that tells a leak from a table that grows.
+
+``--saving behind`` measures the site as it was before its saves were written through (a stream reader
+saved the counts shortly after the answers), ``--synchronous FULL`` with an fsync of every commit: the cost
+of durability, side by side on the same machine.
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ import resource
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import definition
 from bench.siteload import _load
@@ -53,6 +59,8 @@ class Soak:
     """Every chunk of one run, and the figures drawn from them."""
 
     clients: int
+    saving: str = ""
+    """How counts were saved: written through before each answer (the site) or behind the answers."""
     chunks: list[Chunk] = field(default_factory=list)
     start_mb: float = 0.0
 
@@ -71,13 +79,18 @@ def measure_soak(
     visits: int = 30_000,
     clients: int = 8,
     chunk: int = 1_000,
+    write_through: bool = True,
+    synchronous: str = "NORMAL",
     progress: Callable[[Chunk], None] | None = None,
 ) -> Soak:
     """Send ``visits`` visits to new tags in chunks of ``chunk``; the figures of each chunk."""
+    from localsite import state
     from localsite.site import LocalSite  # imported here: it starts nothing until start()
 
-    result = Soak(clients)
-    with tempfile.TemporaryDirectory(prefix="tag-counter-soak-") as state_dir:
+    result = Soak(clients, saving=f"{'written through' if write_through else 'behind the answers'}, "
+                                  f"synchronous={synchronous}")
+    with tempfile.TemporaryDirectory(prefix="tag-counter-soak-") as state_dir, \
+            _saving(state, write_through, synchronous):
         with LocalSite(settings=settings, port=0, state_dir=state_dir, fresh=True) as site:
             result.start_mb = resident_mb()
             sent = 0
@@ -102,9 +115,23 @@ def measure_soak(
     return result
 
 
+@contextmanager
+def _saving(state: Any, write_through: bool, synchronous: str) -> Iterator[None]:
+    """Save as asked for the run's length: behind the answers is only a comparison, never how the site saves."""
+    original_on_write, original_synchronous = state.StatePersister.on_write, state.SYNCHRONOUS
+    if not write_through:
+        state.StatePersister.on_write = lambda self, operation="": self._wake.set()
+    state.SYNCHRONOUS = synchronous
+    try:
+        yield
+    finally:
+        state.StatePersister.on_write, state.SYNCHRONOUS = original_on_write, original_synchronous
+
+
 def render(soak: Soak) -> str:
     """The figures as a text table."""
-    lines = [f"local site soak, {soak.clients} clients, every visit to a new tag; start {soak.start_mb:.0f} MB",
+    lines = [f"local site soak, {soak.clients} clients, every visit to a new tag, counts saved {soak.saving}; "
+             f"start {soak.start_mb:.0f} MB",
              f"{'visits':>8} {'errors':>6} {'visits/s':>9} {'median ms':>10} {'p99 ms':>8} {'memory MB':>10}"]
     for chunk in soak.chunks:
         lines.append(f"{chunk.visits:>8} {chunk.errors:>6} {chunk.per_second:>9.0f} {chunk.median_ms:>10.1f} "
@@ -120,6 +147,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--chunk", type=int, default=1_000)
     parser.add_argument("--stack", default="dev")
+    parser.add_argument("--saving", choices=("through", "behind"), default="through",
+                        help="through: as the site saves (before each answer); behind: as it saved before")
+    parser.add_argument("--synchronous", choices=("NORMAL", "FULL"), default="NORMAL",
+                        help="SQLite's synchronous setting for the state file (FULL: fsync every commit)")
     options = parser.parse_args(argv)
     started = time.monotonic()
     soak = measure_soak(
@@ -127,6 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         visits=options.visits,
         clients=options.clients,
         chunk=options.chunk,
+        write_through=options.saving == "through",
+        synchronous=options.synchronous,
         progress=lambda c: print(f"  {c.visits} visits: {c.per_second:.0f}/s, p99 {c.p99_ms:.0f} ms, "
                                  f"{c.resident_mb:.0f} MB", file=sys.stderr, flush=True),
     )

@@ -133,6 +133,11 @@ class StateStore:
             raise
 
     def _open(self) -> sqlite3.Connection:
+        if self.path.exists() and not self.path.is_file():
+            raise StateFileCorrupt(
+                f"{self.path} is not a state file the local site can read (it is not a file). Start over with "
+                f"--fresh (it forgets what is there), or move it away to keep it"
+            )
         try:
             db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=SAVE_WAIT_SECONDS)
         except sqlite3.Error as error:
