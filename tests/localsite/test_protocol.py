@@ -61,14 +61,17 @@ def test_malformed_request_lines_get_a_styled_error_and_count_nothing(
 def test_methods_the_gateway_does_not_route_get_its_styled_404_and_count_nothing(
     site: LocalSite, method: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    def lines() -> list[str]:
+        return [m for m in caplog.messages if m.startswith(f"{method} /dev/tags/unrouted 404")]
+
     with caplog.at_level(logging.INFO, logger="localsite"):
         reply = request(f"{site.url}tags/unrouted", method=method)
+        wait_until(lines, what="the request's log line")  # written once the answer has gone out
     # API Gateway answers MISSING_AUTHENTICATION_TOKEN; the stack's gateway response makes it this 404 page
     assert reply.status == 404
     assert reply.headers[CSP] and "Page not found" in reply.body
     assert tag_counts(site) == {}
-    lines = [m for m in caplog.messages if m.startswith(f"{method} /dev/tags/unrouted 404")]
-    assert len(lines) == 1
+    assert len(lines()) == 1
 
 
 def test_an_oversized_request_line_is_refused_styled_and_logged_in_one_short_line(
@@ -106,6 +109,7 @@ def test_oversized_headers_are_refused_styled_and_logged(
 def test_a_long_path_is_cut_in_the_request_log(site: LocalSite, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="localsite"):
         assert request(f"{site.url}nowhere/{'z' * 8000}").status == 404
+        wait_until(lambda: any(m.startswith("GET /dev/nowhere/") for m in caplog.messages), what="the log line")
     line = next(m for m in caplog.messages if m.startswith("GET /dev/nowhere/"))
     assert len(line) < 400 and "characters)" in line
 
