@@ -25,6 +25,9 @@ CONFIG_NAMESPACE = PROJECT
 
 TABLE_NAME_ENV = "TABLE_NAME"
 """The environment variable that tells every function which table to use."""
+STREAM_BATCHING_WINDOW_ENV = "STREAM_BATCHING_WINDOW_SECONDS"
+"""The stream mapping's batching window, for the pages that say how soon the total catches up
+(``functions.web.total_catch_up``)."""
 
 # Lambda's runtime and architecture, for the functions and for the layer build.
 RUNTIME = "python3.13"
@@ -355,6 +358,8 @@ def function_environment(settings: Settings, routes: Sequence[Route] | None = No
         COUNT_BOTS_ENV: "true" if settings.count_bots else "false",
         WINDOW_MINUTES_ENV: str(settings.unique_visitor_window_minutes),
         links.ROUTE_PATHS_ENV: json.dumps(route_paths(routes), separators=(",", ":")),
+        # The count page says how soon the site-wide total includes a visit: the mapping's window, and then some.
+        STREAM_BATCHING_WINDOW_ENV: str(settings.stream_batching_window_seconds),
     }
 
 
@@ -380,7 +385,11 @@ def _parse(key: str, raw: Any, kind: type) -> Any:
             raise ValueError(text)
         return kind(text)
     except ValueError:
-        raise ValueError(f"config {CONFIG_NAMESPACE}:{key} must be a {kind.__name__}, got {raw!r}") from None
+        raise ValueError(f"config {CONFIG_NAMESPACE}:{key} must be {_KIND_NAMES.get(kind, kind.__name__)}, "
+                         f"got {raw!r}") from None
+
+
+_KIND_NAMES = {int: "a whole number", float: "a number", bool: "true or false", str: "text"}
 
 
 def stack_config(stack: str = "dev", root: Path = ROOT) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import base64
 import functools
 import hashlib
 import logging
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -113,6 +114,7 @@ def build_environment() -> Environment:
     )
     # Markup: the stylesheet is our own file; its text must reach the page byte for byte to match the hash.
     env.globals["stylesheet"] = Markup(STYLESHEET_TEXT)
+    env.globals["total_catch_up"] = total_catch_up
     _environment = env
     return env
 
@@ -129,6 +131,19 @@ def load_templates(names: Iterable[str]) -> None:
     for name in names:
         _environment.get_template(name)
     freeze_container_objects()  # the end of a page function's init: see the function
+
+
+STREAM_BATCHING_WINDOW_ENV = "STREAM_BATCHING_WINDOW_SECONDS"
+"""Set by the program (``definition.function_environment``): the stream mapping's batching window."""
+
+
+def total_catch_up() -> str:
+    """How soon the site-wide total includes a visit: the mapping's batching window, plus a poll and a batch."""
+    try:
+        window = int(os.environ.get(STREAM_BATCHING_WINDOW_ENV, "1"))
+    except ValueError:
+        window = 1
+    return "within a second or so" if window <= 0 else f"within about {window + 1} seconds"
 
 
 _environment: Environment = build_environment()

@@ -1,10 +1,11 @@
-"""``python -m localsite``: run the whole site on this machine (no AWS account, no Docker).
+"""``./dev site``: run the whole site on this machine (no AWS account, no Docker).
 
-    python -m localsite [--port 8000] [--stack dev] [--fresh] [--state-dir .local-site]
+    ./dev site [--host 127.0.0.1] [--port 8000] [--stack dev] [--fresh] [--state-dir .local-site] [--quiet]
 
 Settings (stage name, timeouts, the stream mapping's batch size, window, retries...) come from
 ``Pulumi.<stack>.yaml``, as a ``pulumi up`` of that stack would use them. Counts are kept in the state
-directory and survive a restart; ``--fresh`` starts from zero. Ctrl-C (or SIGTERM) stops cleanly.
+folder and survive a restart, and a kill; ``--fresh`` starts from zero. Ctrl-C (or SIGTERM) stops cleanly.
+The URL goes to stdout; the log (one line per request and per stream batch) to stderr.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import yaml
 
 from definition import ROOT, stack_settings
 
+PROG = "./dev site"
+
 
 class _LogFormatter(logging.Formatter):
     """The site's own lines as plain text; the functions' lines as the JSON Lambda would log."""
@@ -38,23 +41,35 @@ class _LogFormatter(logging.Formatter):
         return super().format(record)
 
 
-def _port(text: str) -> int:
-    port = int(text)
+def port_number(text: str) -> int:
+    """``--port``'s value: a whole number from 0 to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (a whole number from 0 to 65535)") from None
     if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError("a port is between 0 and 65535")
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (a whole number from 0 to 65535)")
     return port
 
 
 def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m localsite", description="Run tag-counter locally, on moto.")
-    parser.add_argument("--port", type=_port, default=8000, help="port on 127.0.0.1 (default 8000; 0 picks a free one)")
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Run tag-counter on this machine, on moto: no AWS account, no Docker.",
+        epilog="The URL is printed on stdout, the log on stderr. Edits of Pulumi.<stack>.yaml need a restart.",
+    )
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1, this machine only; 0.0.0.0 in a container or VM)")
+    parser.add_argument("--port", type=port_number, default=8000, metavar="PORT",
+                        help="port to listen on (default 8000; 0 picks a free one)")
     parser.add_argument("--stack", default="dev", help="read settings from Pulumi.<stack>.yaml (default dev)")
     parser.add_argument("--fresh", action="store_true", help="forget the saved counts and start from zero")
     parser.add_argument(
         "--state-dir",
         default=ROOT / ".local-site",
         type=Path,
-        help="where counts are kept (default: .local-site in the project folder)",
+        metavar="DIR",
+        help="where counts are kept (default: .local-site in the project folder); one site per folder",
     )
     parser.add_argument("--quiet", action="store_true", help="log only warnings and errors")
     return parser.parse_args(argv)
@@ -65,7 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _arguments(argv)
     output = logging.StreamHandler()
     output.setFormatter(_LogFormatter())
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, handlers=[output])
+    # The level is the handler's: the functions' loggers set INFO themselves (as they must in Lambda).
+    output.setLevel(logging.WARNING if args.quiet else logging.INFO)
+    logging.basicConfig(level=logging.INFO, handlers=[output])
     # botocore's own INFO lines (credential lookups and the like) are noise here.
     logging.getLogger("botocore").setLevel(logging.WARNING)
     stop = threading.Event()
@@ -80,36 +97,53 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = stack_settings(args.stack)
     except FileNotFoundError:
-        print(f"localsite: no stack file {ROOT / f'Pulumi.{args.stack}.yaml'}", file=sys.stderr)
+        print(f"{PROG}: no stack file {ROOT / f'Pulumi.{args.stack}.yaml'}", file=sys.stderr)
         return 2
     except (ValueError, yaml.YAMLError) as error:
-        print(f"localsite: Pulumi.{args.stack}.yaml: {error}", file=sys.stderr)
+        print(f"{PROG}: Pulumi.{args.stack}.yaml: {error}", file=sys.stderr)
         return 2
 
-    from localsite.site import LocalSite, PortInUse  # boto3 and moto: a second or two to import
+    from localsite.site import LocalSite, PortInUse, is_loopback  # boto3 and moto: a second or two to import
+    from localsite.state import StateError
 
-    site = LocalSite(settings, port=args.port, state_dir=args.state_dir, fresh=args.fresh)
+    if not is_loopback(args.host):
+        logging.getLogger("localsite").warning(
+            "listening on %s: anyone who can reach this machine on port %s can see and add visits", args.host, args.port
+        )
+    site = LocalSite(settings, host=args.host, port=args.port, state_dir=args.state_dir, fresh=args.fresh)
     try:
         site.start()
+    except StateError as error:
+        print(f"{PROG}: {error}", file=sys.stderr)
+        return 1
     except PortInUse:
         print(
-            f"localsite: port {args.port} on 127.0.0.1 is already in use (is the site already running?); "
+            f"{PROG}: port {args.port} on {args.host} is already in use (is the site already running?); "
             f"choose another with --port",
             file=sys.stderr,
         )
         return 1
     except OSError as error:
-        print(f"localsite: cannot listen on 127.0.0.1:{args.port}: {error.strerror or error}", file=sys.stderr)
+        print(f"{PROG}: cannot listen on {args.host}:{args.port}: {error.strerror or error}", file=sys.stderr)
         return 1
     state_file = site.store.path if site.store is not None else None
-    restored = f"{site.restored} tag{'s' if site.restored != 1 else ''} restored" if site.restored else "starting from zero"
+    if args.fresh:
+        restored = "starting from zero, as --fresh asked"
+    elif site.restored:
+        restored = f"{site.restored} tag{'s' if site.restored != 1 else ''} restored; --fresh starts over"
+    else:
+        restored = "starting from zero"
     print(f"tag-counter is running at {site.url}  (stack {args.stack}, Ctrl-C to stop)", flush=True)
-    print(f"counts are kept in {state_file} ({restored}; --fresh starts over)", flush=True)
+    print(f"counts are kept in {state_file} ({restored})", flush=True)
     try:
         while not stop.wait(0.5):
             pass
     finally:
         site.stop()
+    unsaved = site.persister.unsaved if site.persister is not None else 0
+    if unsaved:
+        print(f"stopped; {unsaved} tag records could not be saved in {state_file}", flush=True)
+        return 1
     print(f"stopped; counts saved in {state_file}", flush=True)
     return 0
 

@@ -20,10 +20,23 @@ CHROMIUM_ARGS = (
 )
 
 
+def _executable(path: str) -> bool:
+    return os.path.isfile(path) and os.access(path, os.X_OK)
+
+
 def chromium_path() -> str | None:
-    """The Chromium executable to drive, or ``None`` if there is none."""
-    for candidate in (os.environ.get("CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium")):
-        if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+    """The Chromium executable to drive, or ``None`` if there is none.
+
+    A ``CHROMIUM`` that names no executable file is an error (``FileNotFoundError``), not a reason to use
+    another Chromium than the one asked for.
+    """
+    asked = os.environ.get("CHROMIUM")
+    if asked:
+        if not _executable(asked):
+            raise FileNotFoundError(f"CHROMIUM={asked} is not an executable file; fix the path or unset CHROMIUM")
+        return asked
+    for candidate in ("/usr/bin/chromium", shutil.which("chromium")):
+        if candidate and _executable(candidate):
             return candidate
     return None
 

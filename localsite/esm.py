@@ -118,12 +118,17 @@ class ShardReader:
         self._iterator: str = client.get_shard_iterator(
             StreamArn=stream_arn, ShardId=self.shard_id, ShardIteratorType=position
         )["ShardIterator"]
+        self.position: int | None = None
+        """The sequence number of the last record read (``None`` before the first)."""
 
     def read(self, limit: int = 1000) -> list[Record]:
         """The next records (up to ``limit``; empty when the reader is at the end of the stream)."""
         response = self._client.get_records(ShardIterator=self._iterator, Limit=limit)
         self._iterator = response.get("NextShardIterator") or self._iterator
-        return list(response.get("Records", ()))
+        records = list(response.get("Records", ()))
+        if records:
+            self.position = sequence_number(records[-1])
+        return records
 
 
 def failed_batch_records(client: Any, batch_info: Mapping[str, Any]) -> list[Record]:
@@ -330,6 +335,11 @@ class EventSourceMapping:
             if self._buffer:
                 return str(sequence_number(self._buffer[0]) - 1)
             return None if self._read_upto is None else str(self._read_upto)
+
+    @property
+    def position(self) -> int | None:
+        """The sequence number of the last stream record the mapping has read (processed or not)."""
+        return self._reader.position if self._reader is not None else None
 
     @property
     def buffered(self) -> int:

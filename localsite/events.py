@@ -102,13 +102,14 @@ def rest_proxy_event(
 def stream_record(record: Mapping[str, Any], stream_arn: str) -> dict[str, Any]:
     """One DynamoDB Streams ``GetRecords`` record (as boto3 returns it) in Lambda's event form.
 
-    Lambda sends ``ApproximateCreationDateTime`` as epoch seconds and adds ``eventSourceARN``.
+    Lambda sends ``ApproximateCreationDateTime`` as epoch seconds, adds ``eventSourceARN``, and spells a TTL
+    deletion's ``userIdentity`` in camel case (``{"type": "Service", "principalId": "dynamodb.amazonaws.com"}``).
     """
     dynamodb = dict(record["dynamodb"])
     created = dynamodb.get("ApproximateCreationDateTime")
     if isinstance(created, datetime):
         dynamodb["ApproximateCreationDateTime"] = float(int(created.timestamp()))
-    return {
+    event = {
         "eventID": record["eventID"],
         "eventName": record["eventName"],
         "eventVersion": record.get("eventVersion", "1.1"),
@@ -117,6 +118,10 @@ def stream_record(record: Mapping[str, Any], stream_arn: str) -> dict[str, Any]:
         "dynamodb": dynamodb,
         "eventSourceARN": stream_arn,
     }
+    identity = record.get("userIdentity")
+    if identity:
+        event["userIdentity"] = {"type": identity.get("Type"), "principalId": identity.get("PrincipalId")}
+    return event
 
 
 def stream_event(records: Iterable[Mapping[str, Any]], stream_arn: str) -> dict[str, Any]:

@@ -6,8 +6,9 @@ client of its own. Instead it adds two dispatchers to botocore's built-in handle
 
 - ``before-send.dynamodb``, registered first so it runs before moto's stubber: a listener may answer the
   request itself (the fault hooks answer with a throttling error, and moto never sees the request);
-- ``after-call.dynamodb``: listeners hear of every successful write (the stream consumers wake up at once
-  instead of waiting for their next poll).
+- ``after-call.dynamodb``: listeners hear of every successful write, in the thread that made it and before
+  the SDK call returns (the saved state is written through, the stream mapping wakes up at once instead of
+  waiting for its next poll).
 
 The dispatchers are installed once per process and stay; listeners come and go with each local site.
 Clients created before :func:`install` ran do not have them: the local site clears the handlers' cached
@@ -67,10 +68,25 @@ def _dispatch_after_call(http_response: Any = None, event_name: str = "", **_: A
     operation = _operation(event_name)
     if operation not in WRITE_OPERATIONS or http_response is None or http_response.status_code >= 300:
         return
+    notify_write(operation)
+
+
+def notify_write(operation: str) -> None:
+    """Tell the after-write listeners of a write made without this process's boto3 (moto's HTTP server, TTL).
+
+    Listeners run in the caller's thread, before the write's answer goes back: an exception of one (the
+    counts could not be saved) reaches the caller, as an error of the request.
+    """
     with _lock:
         listeners = list(_after_write)
+    failure: BaseException | None = None
     for listener in listeners:
-        listener(operation)
+        try:
+            listener(operation)
+        except Exception as error:  # every listener hears of the write; the first failure is the caller's
+            failure = failure or error
+    if failure is not None:
+        raise failure
 
 
 def install() -> None:

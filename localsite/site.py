@@ -15,10 +15,13 @@ import base64
 import binascii
 import errno
 import importlib
+import ipaddress
 import json
 import logging
 import os
+import re
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -32,12 +35,12 @@ import boto3
 
 import definition
 from definition import PROJECT, STREAM_PROCESSOR, TABLE_NAME_ENV, Route, Settings
-from localsite import hooks
-from localsite.aws import local_aws
+from localsite import endpoint, hooks
+from localsite.aws import LockedMotoServer, expire_items, local_aws, stream_end, trim_stream
 from localsite.esm import EventSourceMapping, MappingOptions
 from localsite.events import LambdaContext, match_route, rest_proxy_event
 from localsite.faults import Faults
-from localsite.state import StatePersister, StateStore, restore
+from localsite.state import NotSaved, StatePersister, StateStore, restore
 
 log = logging.getLogger("localsite")
 
@@ -48,6 +51,27 @@ QUEUE_NAME = f"{PROJECT}-stream-failures"
 ERROR_CACHE_CONTROL = "no-store"
 RETRY_AFTER_SECONDS = 2
 """What the "try again" page says to a request that arrives while the site stops."""
+REQUEST_QUEUE_SIZE = 128
+"""Connections the listening socket holds before accepting them: a burst of visitors is queued, not reset."""
+MAX_REQUEST_BYTES = 10_240
+"""API Gateway's REST quota for the request line and the header values together."""
+MAX_HEADERS = 100
+LOGGED_TARGET_CHARACTERS = 200
+"""A request's path is cut to this in the log, so a 60 KB path makes one short line."""
+HOUSEKEEPING_SECONDS = 1.0
+"""How often the stream's records are trimmed."""
+TTL_SWEEP_SECONDS = 30.0
+"""How often items past their TTL are deleted (DynamoDB does it within days, typically much sooner)."""
+STREAM_RECORDS_KEPT = 1_000
+"""Records every local consumer has read that stay in the stream anyway, for replays of recent batches."""
+
+_PROTOCOL_PAGES: Mapping[int, tuple[str, str]] = {
+    400: ("Bad request", "The request could not be understood (its first line or its headers are malformed)."),
+    414: ("Address too long", "The address of this request is longer than the site accepts."),
+    431: ("Headers too large", "The request's headers are larger than the site accepts."),
+    505: ("HTTP version not supported", "Use HTTP/1.1 or HTTP/1.0."),
+}
+"""What the front door answers to requests that never reach a route (the gateway's own plain errors, styled)."""
 
 
 _one_at_a_time = threading.Lock()
@@ -136,6 +160,41 @@ class _InFlight:
             return self._cond.wait_for(lambda: self._running == 0, timeout)
 
 
+def shown(text: str, limit: int = LOGGED_TARGET_CHARACTERS) -> str:
+    """``text`` for a log line: control characters escaped, cut to ``limit`` characters with its length said."""
+    safe = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text[: limit + 1])
+    if len(text) > limit:
+        return f"{safe[:limit]}... ({len(text)} characters)"
+    return safe
+
+
+_NON_ASCII = re.compile(rb"[\x80-\xff]")
+
+
+def utf8_target(target: str) -> str:
+    """A request target as sent, its raw non-ASCII bytes percent-encoded (as a browser encodes UTF-8).
+
+    ``http.server`` reads the request line as Latin-1; the bytes are put back and every byte above 0x7F
+    becomes ``%XX``, so ``/tags/café`` sent raw reaches the handler as ``caf%C3%A9``, exactly as its
+    percent-encoded form does, and bytes that are not UTF-8 are refused by the tag rules like ``%FF``.
+    """
+    raw = target.encode("latin-1", errors="replace")
+    return _NON_ASCII.sub(lambda byte: b"%%%02X" % byte.group()[0], raw).decode("ascii")
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = REQUEST_QUEUE_SIZE
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A connection that broke outside a request (a client gone between requests): one line, no traceback.
+        import sys
+
+        error = sys.exc_info()[1]
+        log.info("connection from %s:%s ended: %s", client_address[0], client_address[1],
+                 type(error).__name__ if error else "unknown error")
+
+
 class _RequestHandler(BaseHTTPRequestHandler):
     """Turns one HTTP request into what API Gateway would do with it."""
 
@@ -144,14 +203,68 @@ class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     site: LocalSite  # set on the subclass each LocalSite makes
 
+    def handle_one_request(self) -> None:
+        """Read one request and answer it: every method goes to the site (the gateway routes them, not us)."""
+        self._started = time.monotonic()
+        self.requestline, self.command, self.path, self.request_version = "", "", "", ""
+        try:
+            self.raw_requestline = self.rfile.readline(MAX_REQUEST_BYTES + 1)
+            if len(self.raw_requestline) > MAX_REQUEST_BYTES:
+                self.send_error(414)
+                return
+            if not self.raw_requestline:
+                self.close_connection = True
+                return
+            if len(self.raw_requestline.split()) == 2:
+                # "GET /path" with no version (HTTP/0.9): refused before any header is waited for; an answer
+                # without a status line or headers, as http.server would give, is no answer.
+                self.requestline = self.raw_requestline.decode("latin-1").rstrip("\r\n")
+                self.send_error(400, "HTTP/0.9 request")
+                return
+            if not self.parse_request():
+                return  # an error page has been sent and logged
+            header_bytes = sum(len(name) + len(value) for name, value in self.headers.items())
+            if len(self.raw_requestline) + header_bytes > MAX_REQUEST_BYTES:
+                self.send_error(431)
+                return
+            self._serve()
+            self.wfile.flush()
+        except TimeoutError:
+            self.close_connection = True
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The front door's answer to a request that reaches no route: a styled page and one log line."""
+        if self.request_version in ("", "HTTP/0.9"):
+            self.request_version = "HTTP/1.0"  # a status line and headers, whatever the request said
+        self.close_connection = True
+        status, headers, body = self.site._protocol_error_page(code)
+        try:
+            self.send_response(status)
+            for name, value in headers:
+                self.send_header(name, value)
+            self.send_header("Connection", "close")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+        except OSError:
+            pass  # the client is gone; the line below still tells what happened
+        first_line = getattr(self, "requestline", "") or self.raw_requestline.decode("latin-1", "replace").strip()
+        reason = message or _PROTOCOL_PAGES.get(code, ("", ""))[0] or self.responses.get(code, ("",))[0]
+        log.info("%s %d (%s) %.1f ms", shown(first_line) or "-", status, reason,
+                 (time.monotonic() - getattr(self, "_started", time.monotonic())) * 1000)
+
     def _serve(self) -> None:
-        started = time.monotonic()
+        started = self._started
         try:
             length = int(self.headers.get("Content-Length") or 0)
         except ValueError:
             length = 0
         if length > 0:
             self.rfile.read(length)  # keep the connection usable; no route takes a body
+        target = utf8_target(self.path)
         stopping = not self.site._in_flight.enter()
         if stopping:
             # Nothing reaches a function once the site is stopping: "try again", and no keep-alive past the stop.
@@ -159,29 +272,35 @@ class _RequestHandler(BaseHTTPRequestHandler):
         else:
             try:
                 status, headers, body = self.site.respond(
-                    self.command, self.path, list(self.headers.items()), source_ip=self.client_address[0]
+                    self.command, target, list(self.headers.items()), source_ip=self.client_address[0]
                 )
             except Exception:  # a fault of the local site itself: answer, log, keep serving
-                log.exception("could not answer %s %s", self.command, self.path)
+                log.exception("could not answer %s %s", self.command, shown(target))
                 status, headers, body = 500, [("Content-Type", "text/plain; charset=utf-8")], b"local site error\n"
             finally:
                 self.site._in_flight.leave()
-        self.send_response(status)
-        for name, value in headers:
-            if name.lower() not in ("content-length", "connection", "transfer-encoding"):
-                self.send_header(name, value)
-        if stopping:
-            self.send_header("Connection", "close")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-        log.info("%s %s %d %.1f ms", self.command, self.path, status, (time.monotonic() - started) * 1000)
-
-    do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _serve
+        note = ""
+        try:
+            self.send_response(status)
+            for name, value in headers:
+                if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                    self.send_header(name, value)
+            if stopping:
+                self.send_header("Connection", "close")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            # The visit (if it was one) counted all the same: say so on its one line.
+            self.close_connection = True
+            note = " (the client left before the answer was sent)"
+        log.info("%s %s %d %.1f ms%s", shown(self.command, 20), shown(target), status,
+                 (time.monotonic() - started) * 1000, note)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
-        # Requests are logged once, by _serve; this only hears of protocol errors.
+        # Requests and protocol errors are logged once, by _serve and send_error.
         log.debug("http: " + format, *args)
 
 
@@ -220,7 +339,11 @@ class LocalSite:
         self.esm: EventSourceMapping | None = None
         self.persister: StatePersister | None = None
         self.store: StateStore | None = None
+        self.moto_server: LockedMotoServer | None = None
         self.restored = 0
+        self.expired = 0
+        """Items deleted because their TTL passed."""
+        self._housekeeping_stop = threading.Event()
         self.stream_arn = ""
         self.queue_url = ""
         self.dynamodb: Any = None
@@ -230,8 +353,9 @@ class LocalSite:
 
     @property
     def origin(self) -> str:
-        """``http://127.0.0.1:<port>``."""
-        return f"http://{self.host}:{self.port}"
+        """``http://<host>:<port>`` (the host in brackets if it is an IPv6 address)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
     @property
     def url(self) -> str:
@@ -239,12 +363,19 @@ class LocalSite:
         return f"{self.origin}/{self.settings.stage_name}/"
 
     def start(self) -> LocalSite:
-        """Bind the port, start moto and the stream mapping, restore saved counts, then serve."""
+        """Lock the state folder, bind the port, start moto and the stream mapping, restore saved counts, serve.
+
+        Raises ``localsite.state.StateError`` (folder in use, unusable, or a corrupt state file) before
+        binding anything, and :class:`PortInUse` or ``OSError`` if the port cannot be had.
+        """
         if not _one_at_a_time.acquire(blocking=False):
             raise RuntimeError("another LocalSite is running in this process; stop it first")
         self._stack.callback(_one_at_a_time.release)
         self._in_flight = _InFlight()
         try:
+            if self.state_dir is not None:
+                self.store = StateStore(self.state_dir, fresh=self.fresh)
+                self._stack.callback(self.store.close)
             self._bind()
             self._stack.enter_context(local_aws())
             self._start_aws()
@@ -263,7 +394,21 @@ class LocalSite:
         # the mapping and the saved state are still there.
         self._stack.callback(self._finish_requests)
         self._stack.callback(server.shutdown)
+        if self.state_dir is not None:
+            # Last: the endpoint is published once everything behind it works, and withdrawn first at a stop.
+            endpoint.publish(self.state_dir, self._endpoint())
+            self._stack.callback(endpoint.withdraw, self.state_dir)
         return self
+
+    def _endpoint(self) -> endpoint.Endpoint:
+        assert self.moto_server is not None
+        return endpoint.Endpoint(
+            endpoint_url=self.moto_server.url,
+            table_name=self.table_name,
+            region=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+            pid=os.getpid(),
+            site_url=self.url,
+        )
 
     def _finish_requests(self) -> None:
         grace = self.settings.route_timeout_seconds + 5
@@ -272,13 +417,15 @@ class LocalSite:
 
     def _bind(self) -> None:
         handler = type("Handler", (_RequestHandler,), {"site": self})
+        server_class: type[ThreadingHTTPServer] = _Server
+        if _is_ipv6(self.host):
+            server_class = type("Server6", (_Server,), {"address_family": socket.AF_INET6})
         try:
-            server = ThreadingHTTPServer((self.host, self.port), handler)
+            server = server_class((self.host, self.port), handler)
         except OSError as error:
             if error.errno == errno.EADDRINUSE:
                 raise PortInUse(errno.EADDRINUSE, f"port {self.port} on {self.host} is already in use") from None
             raise
-        server.daemon_threads = True
         self._server = server
         self.port = server.server_address[1]
         self._stack.callback(server.server_close)
@@ -307,11 +454,7 @@ class LocalSite:
         self.queue_url = self.sqs.create_queue(QueueName=QUEUE_NAME)["QueueUrl"]
 
         starting_position = self.settings.stream_starting_position
-        if self.state_dir is not None:
-            self.store = StateStore(self.state_dir)
-            self._stack.callback(self.store.close)
-            if self.fresh:
-                self.store.clear()
+        if self.store is not None:
             self.restored = restore(self.store, self.dynamodb, self.table_name)
             if self.restored:
                 from admin.reconcile import reconcile
@@ -320,11 +463,12 @@ class LocalSite:
                 reconcile(self.dynamodb, self.table_name, streams=streams, history_days=self.settings.history_days)
                 # The restored items' records are in the stream now: counting them again would double the total.
                 starting_position = "LATEST"
-            self.persister = StatePersister(self.store, streams, self.stream_arn)
+            self.persister = StatePersister(self.store, streams, self.stream_arn, lambda: stream_end(self.table_name))
             self.persister.start()
-            hooks.add_after_write(self.persister.wake)
+            # Written through: every write is saved before its SDK call returns, so before any page says so.
+            hooks.add_after_write(self.persister.on_write)
             self._stack.callback(self.persister.stop)
-            self._stack.callback(hooks.remove, self.persister.wake)
+            self._stack.callback(hooks.remove, self.persister.on_write)
 
         processor = self._processor or import_handler(STREAM_PROCESSOR.handler)
         self.esm = EventSourceMapping(
@@ -344,6 +488,60 @@ class LocalSite:
         hooks.add_after_write(self.esm.wake)
         self._stack.callback(self.esm.stop)
         self._stack.callback(hooks.remove, self.esm.wake)
+
+        self._housekeeping_stop.clear()
+        housekeeping = threading.Thread(target=self._housekeep, name="housekeeping", daemon=True)
+        housekeeping.start()
+        self._stack.callback(housekeeping.join, 10)
+        self._stack.callback(self._housekeeping_stop.set)
+
+        if self.state_dir is not None:
+            # The operator command, in another process, reaches this moto through HTTP.
+            self.moto_server = LockedMotoServer(after_write=self._remote_write).start()
+            self._stack.callback(self.moto_server.stop)
+
+    def _remote_write(self, operation: str) -> None:
+        try:
+            hooks.notify_write(operation)
+        except NotSaved:
+            pass  # logged by the persister, which keeps the records and retries
+
+    # -- what DynamoDB does on its own ---------------------------------------------------------------------
+
+    def housekeeping(self) -> None:
+        """Trim the stream and delete expired items now (the housekeeping thread does it every second)."""
+        self.trim_stream()
+        self.expire_items()
+
+    def trim_stream(self) -> int:
+        """Drop the stream records past retention, and those both local consumers have read (but the newest)."""
+        consumers = [self.esm, self.persister]
+        positions = [consumer.position for consumer in consumers if consumer is not None]
+        read_by = None if not positions or None in positions else min(p for p in positions if p is not None)
+        return trim_stream(self.table_name, read_by=read_by, keep=STREAM_RECORDS_KEPT, now=self.clock())
+
+    def expire_items(self) -> int:
+        """Delete the items whose TTL has passed (by the site's clock), as DynamoDB's TTL process would."""
+        deleted = expire_items(self.table_name, self.clock())
+        if deleted:
+            self.expired += len(deleted)
+            log.info("TTL: %d expired item%s deleted", len(deleted), "" if len(deleted) == 1 else "s")
+            try:
+                hooks.notify_write("DeleteItem")
+            except NotSaved:
+                pass  # logged by the persister, which keeps the records and retries
+        return len(deleted)
+
+    def _housekeep(self) -> None:
+        last_sweep = time.monotonic()
+        while not self._housekeeping_stop.wait(HOUSEKEEPING_SECONDS):
+            try:
+                self.trim_stream()
+                if time.monotonic() - last_sweep >= TTL_SWEEP_SECONDS:
+                    last_sweep = time.monotonic()
+                    self.expire_items()
+            except Exception:  # the next round tries again; serving never depends on it
+                log.exception("housekeeping failed")
 
     @staticmethod
     def _rebuild_function_state() -> None:
@@ -460,11 +658,36 @@ class LocalSite:
         return self._error_page(404, 404)
 
     @staticmethod
+    def _protocol_error_page(status: int) -> tuple[int, list[tuple[str, str]], bytes]:
+        from functions.web import render, security_headers
+
+        title, explanation = _PROTOCOL_PAGES.get(status, _PROTOCOL_PAGES[400])
+        page = render("error.html", status=status, title=title, explanation=explanation, problem=None, home_href=None)
+        return status, list(security_headers(ERROR_CACHE_CONTROL).items()), page.encode("utf-8")
+
+    @staticmethod
     def _error_page(status: int, page: int) -> tuple[int, list[tuple[str, str]], bytes]:
         from functions.web import render_error_page, security_headers
 
         headers = list(security_headers(ERROR_CACHE_CONTROL).items())
         return status, headers, render_error_page(page).encode("utf-8")
+
+
+def _is_ipv6(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).version == 6
+    except ValueError:
+        return False
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine only (``127.0.0.0/8``, ``::1``, ``localhost``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _restore_env(name: str, value: str | None) -> None:

@@ -38,8 +38,8 @@ def test_config_keys_are_camel_case_and_typed() -> None:
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
-        ("streamBatchSize", "ten", "streamBatchSize must be a int"),
-        ("deletionProtection", "yes", "deletionProtection must be a bool"),
+        ("streamBatchSize", "ten", "streamBatchSize must be a whole number"),
+        ("deletionProtection", "yes", "deletionProtection must be true or false"),
         ("streamBatchSize", "0", "streamBatchSize must be between"),
         ("streamStartingPosition", "AT_TIMESTAMP", "TRIM_HORIZON or LATEST"),
         ("streamBatchingWindowSeconds", "301", "streamBatchingWindowSeconds"),
@@ -53,8 +53,8 @@ def test_config_keys_are_camel_case_and_typed() -> None:
         ("logRetentionDays", "0", "logRetentionDays"),
         ("throttleRateLimit", "0", "throttleRateLimit"),
         ("iteratorAgeAlarmMs", "0", "iteratorAgeAlarmMs"),
-        ("countBots", "maybe", "countBots must be a bool"),
-        ("uniqueVisitorWindowMinutes", "half an hour", "uniqueVisitorWindowMinutes must be a int"),
+        ("countBots", "maybe", "countBots must be true or false"),
+        ("uniqueVisitorWindowMinutes", "half an hour", "uniqueVisitorWindowMinutes must be a whole number"),
         ("uniqueVisitorWindowMinutes", "-1", "uniqueVisitorWindowMinutes must be between 0"),
         ("uniqueVisitorWindowMinutes", "10081", "10080"),
         ("iteratorAgeAlarmMs", "86400000", "below 86400000"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import boto3
@@ -71,3 +72,72 @@ def test_a_request_answered_before_moto_is_not_applied_by_moto() -> None:
 
 def _no_retries() -> Config:
     return Config(retries={"mode": "standard", "total_max_attempts": 1})
+
+
+def test_moto_keeps_no_registry_of_objects_nor_used_shard_iterators() -> None:
+    from moto.dynamodb.models.dynamo_type import Item
+    from moto.dynamodbstreams.models import dynamodbstreams_backends
+
+    with local_aws():
+        client = boto3.client("dynamodb")
+        arn = create_table(client, "t")
+        reader = ShardReader(boto3.client("dynamodbstreams"), arn, "TRIM_HORIZON")
+        for n in range(50):
+            client.transact_write_items(TransactItems=[
+                {"Update": {"TableName": "t", "Key": {"pk": {"S": "site#total"}}, "UpdateExpression": "ADD visits :one",
+                            "ExpressionAttributeValues": {":one": {"N": "1"}}}},
+                _put_if_absent("t", f"marker#{n}"),
+            ])
+            reader.read()
+        # THEN no copy of an item is kept anywhere but in the table, and one iterator is left: the next one
+        assert Item.instances_tracked == []  # type: ignore[attr-defined]
+        assert len(dynamodbstreams_backends["123456789012"]["us-east-1"].shard_iterators) == 1
+        assert client.get_item(TableName="t", Key={"pk": {"S": "site#total"}})["Item"]["visits"] == {"N": "50"}
+
+
+def test_items_past_their_ttl_are_deleted_with_the_ttl_process_identity() -> None:
+    from localsite.aws import expire_items
+    from localsite.events import stream_record
+
+    with local_aws():
+        client = boto3.client("dynamodb")
+        arn = create_table(client, "t")  # TTL on expires_at, as the program declares it
+        reader = ShardReader(boto3.client("dynamodbstreams"), arn, "LATEST")
+        client.put_item(TableName="t", Item={"pk": {"S": "marker#old"}, "expires_at": {"N": "1000"}})
+        client.put_item(TableName="t", Item={"pk": {"S": "marker#new"}, "expires_at": {"N": "3000"}})
+        client.put_item(TableName="t", Item={"pk": {"S": "tag#kept"}, "visits": {"N": "2"}})
+        client.put_item(TableName="t", Item={"pk": {"S": "marker#odd"}, "expires_at": {"S": "1000"}})
+        reader.read()
+        # WHEN the TTL process runs at t=2000
+        assert expire_items("t", now=2000) == [{"pk": {"S": "marker#old"}}]
+        # THEN only the expired item is gone, with a REMOVE record as DynamoDB writes for TTL deletions
+        keys = sorted(item["pk"]["S"] for item in client.scan(TableName="t")["Items"])
+        assert keys == ["marker#new", "marker#odd", "tag#kept"]
+        (record,) = reader.read()
+        assert record["eventName"] == "REMOVE" and record["dynamodb"]["Keys"] == {"pk": {"S": "marker#old"}}
+        assert record["userIdentity"] == {"PrincipalId": "dynamodb.amazonaws.com", "Type": "Service"}
+        assert stream_record(record, arn)["userIdentity"] == {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
+        assert expire_items("t", now=2000) == []
+
+
+def test_the_stream_is_trimmed_past_retention_and_behind_its_consumers() -> None:
+    from localsite.aws import STREAM_RETENTION_SECONDS, trim_stream
+
+    with local_aws():
+        client = boto3.client("dynamodb")
+        arn = create_table(client, "t")
+        streams = boto3.client("dynamodbstreams")
+        consumer = ShardReader(streams, arn, "TRIM_HORIZON")
+        for n in range(10):
+            client.put_item(TableName="t", Item={"pk": {"S": f"tag#{n}"}})
+        assert len(consumer.read(limit=6)) == 6
+        # WHEN trimmed behind a consumer that has read 6 records, keeping the newest 2 of those
+        assert trim_stream("t", read_by=consumer.position, keep=2, now=time.time()) == 4
+        # THEN a reader from the oldest record starts at the 5th; the consumer goes on where it was
+        oldest = ShardReader(streams, arn, "TRIM_HORIZON").read()
+        assert [r["dynamodb"]["Keys"]["pk"]["S"] for r in oldest] == [f"tag#{n}" for n in range(4, 10)]
+        client.put_item(TableName="t", Item={"pk": {"S": "tag#10"}})
+        assert [r["dynamodb"]["Keys"]["pk"]["S"] for r in consumer.read()] == [f"tag#{n}" for n in range(6, 11)]
+        # ... and a day later everything older than the retention goes, read or not
+        assert trim_stream("t", read_by=None, keep=0, now=time.time() + STREAM_RETENTION_SECONDS + 60) == 7
+        assert ShardReader(streams, arn, "TRIM_HORIZON").read() == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -12,6 +13,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import pytest
 
 from definition import ROOT
 from tests.localsite.helpers import parse_page, request, wait_until
@@ -41,7 +44,7 @@ class Running:
         assert self.process.stdout is not None
         for line in self.process.stdout:
             self.lines.append(line)
-            found = re.search(r"running at (http://127\.0\.0\.1:\d+/\S*)", line)
+            found = re.search(r"running at (http://127\.0\.0\.\d+:\d+/\S*)", line)
             if found:
                 self.url = found.group(1)
                 self._url.set()
@@ -131,3 +134,134 @@ def test_an_unknown_stack_is_reported_plainly(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "Pulumi.nosuchstack.yaml" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def run_localsite(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m localsite`` to its end (for arguments that make it stop at once)."""
+    return subprocess.run(
+        [sys.executable, "-m", "localsite", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=STARTUP_TIMEOUT,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_a_second_site_on_the_same_state_folder_refuses_naming_the_folder(tmp_path: Path) -> None:
+    state = tmp_path / "shared"
+    with localsite("--port", "0", "--state-dir", str(state)) as first:
+        url = first.wait_for_url()
+        assert request(f"{url}tags/shared").status == 200
+        second = run_localsite("--port", "0", "--state-dir", str(state))
+        # THEN the second one stops before serving anything, saying which folder and what to do
+        assert second.returncode == 1
+        assert str(state) in second.stderr and "--state-dir" in second.stderr
+        assert "another local site" in second.stderr and "Traceback" not in second.stderr
+        assert "running at" not in second.stdout
+        assert request(f"{url}tags/shared").status == 200  # the first one is untouched
+        assert first.stop() == 0
+
+
+def test_a_state_dir_that_is_a_file_or_cannot_be_made_is_reported_as_what_it_is(tmp_path: Path) -> None:
+    a_file = tmp_path / "not-a-folder"
+    a_file.write_text("x")
+    result = run_localsite("--port", "0", "--state-dir", str(a_file))
+    assert result.returncode == 1
+    assert f"the state folder {a_file} is a file, not a folder" in result.stderr
+    assert "listen" not in result.stderr and "Traceback" not in result.stderr
+    result = run_localsite("--port", "0", "--state-dir", "/proc/nope")
+    assert result.returncode == 1
+    assert "cannot use the state folder /proc/nope" in result.stderr
+    assert "listen" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_corrupt_state_file_is_explained_and_fresh_recovers_it(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "tags.sqlite3").write_text("x\n")
+    result = run_localsite("--port", "0", "--state-dir", str(state))
+    assert result.returncode == 1
+    assert f"{state / 'tags.sqlite3'} is not a state file" in result.stderr and "--fresh" in result.stderr
+    assert "Traceback" not in result.stderr
+    # WHEN it starts with --fresh, THEN it starts over, and says so without suggesting --fresh again
+    with localsite("--port", "0", "--state-dir", str(state), "--fresh") as fresh:
+        url = fresh.wait_for_url()
+        fresh.wait_for("starting from zero, as --fresh asked")
+        assert request(f"{url}tags/again").status == 200
+        assert fresh.stop() == 0
+    assert "--fresh starts over" not in fresh.output
+
+
+def test_quiet_leaves_only_warnings_and_errors(tmp_path: Path) -> None:
+    with localsite("--port", "0", "--state-dir", str(tmp_path / "state"), "--quiet") as site:
+        url = site.wait_for_url()
+        assert request(f"{url}tags/hush").status == 200
+        wait_until(lambda: parse_page(request(f"{url}counts/hush").body).text_by_id["site-total"].strip() == "1",
+                   what="the stream processor's batch")
+        assert site.stop() == 0
+    assert '"level": "INFO"' not in site.output and "batch processed" not in site.output
+    assert "GET /dev/tags/hush" not in site.output and "stream batch" not in site.output
+    assert "running at" in site.output  # stdout still says where the site is
+
+
+def test_usage_and_argument_errors_speak_of_dev_site(tmp_path: Path) -> None:
+    result = run_localsite("--port", "http")
+    assert result.returncode == 2
+    assert "usage: ./dev site" in result.stderr
+    assert "'http' is not a port number" in result.stderr and "_port" not in result.stderr
+    helped = run_localsite("--help")
+    assert helped.returncode == 0 and "usage: ./dev site" in helped.stdout and "--host" in helped.stdout
+
+
+def test_a_host_that_is_not_loopback_is_warned_about(tmp_path: Path) -> None:
+    from localsite.site import is_loopback
+
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.0.2.1")
+    # 192.0.2.1 (TEST-NET-1) is no address of this machine: the warning comes, then the bind fails plainly
+    result = run_localsite("--host", "192.0.2.1", "--port", "0", "--state-dir", str(tmp_path / "state"))
+    assert "listening on 192.0.2.1: anyone who can reach this machine" in result.stderr
+    assert result.returncode == 1 and "cannot listen on 192.0.2.1:0" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_another_loopback_host_is_served_without_a_warning(tmp_path: Path) -> None:
+    with localsite("--host", "127.0.0.2", "--port", "0", "--state-dir", str(tmp_path / "state")) as site:
+        url = site.wait_for_url()
+        assert url.startswith("http://127.0.0.2:")
+        assert request(f"{url}tags/second-loopback").status == 200
+        assert site.stop() == 0
+    assert "anyone who can reach" not in site.output
+
+
+def test_dev_help_exits_zero_with_its_usage() -> None:
+    result = subprocess.run(["bash", str(ROOT / "dev"), "--help"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0 and "usage: ./dev COMMAND" in result.stdout and "./dev site" in result.stdout
+    unknown = subprocess.run(["bash", str(ROOT / "dev"), "sight"], capture_output=True, text=True, timeout=30)
+    assert unknown.returncode == 2 and "unknown command 'sight'" in unknown.stderr
+
+
+def test_dev_rebuilds_a_broken_venv_and_refuses_a_wrong_chromium(tmp_path: Path) -> None:
+    # GIVEN a project folder whose .venv has no pip (python3 -m venv --without-pip .venv)
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(ROOT / "dev", project / "dev")
+    (project / "requirements.txt").write_text("# nothing to install\n")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(project / ".venv")], check=True, timeout=120)
+    env = {**os.environ, "PIP_NO_INDEX": "1", "PYTHON": sys.executable, "CHROMIUM": str(tmp_path / "no-chrome")}
+    result = subprocess.run(["bash", "dev", "test"], cwd=project, capture_output=True, text=True, timeout=300, env=env)
+    # THEN it says so and rebuilds it, then refuses the CHROMIUM that names nothing
+    assert ".venv is broken" in result.stderr and "rebuilding it" in result.stderr, result.stderr
+    assert subprocess.run([str(project / ".venv/bin/python"), "-m", "pip", "--version"], capture_output=True,
+                          timeout=60).returncode == 0
+    assert result.returncode == 1
+    assert f"CHROMIUM={tmp_path / 'no-chrome'} is not an executable file" in result.stderr
+
+
+def test_a_chromium_path_that_names_nothing_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from localsite.browser import chromium_path
+
+    monkeypatch.setenv("CHROMIUM", str(tmp_path / "chrome"))
+    with pytest.raises(FileNotFoundError, match="is not an executable file"):
+        chromium_path()

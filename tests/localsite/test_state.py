@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from localsite.state import STATE_FILE
-from tests.localsite.helpers import request, running_site, tag_counts, total, visit
+from tests.localsite.helpers import FakeClock, request, running_site, tag_counts, total, visit
 
 
 def test_a_restart_keeps_the_counts_and_the_total_is_recomputed(state_dir: Path) -> None:
@@ -72,3 +72,60 @@ def test_without_a_state_dir_nothing_is_kept(tmp_path: Path, monkeypatch: pytest
         visit(site, "air")
         assert site.store is None and site.persister is None
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_count_page_says_how_soon_the_total_catches_up_from_the_configured_window(tmp_path: Path) -> None:
+    from tests.localsite.helpers import test_settings
+
+    for window, said in ((0, "within a second or so"), (4, "within about 5 seconds")):
+        with running_site(tmp_path / f"w{window}", settings=test_settings(stream_batching_window_seconds=window)) as site:
+            assert f"The site-wide total catches up {said} of each visit." in request(f"{site.url}counts/w").body
+
+
+def test_the_state_folder_is_locked_while_a_store_holds_it(state_dir: Path) -> None:
+    from localsite.state import StateFolderInUse, StateStore
+
+    store = StateStore(state_dir)
+    try:
+        with pytest.raises(StateFolderInUse, match=f"another local site .* is using the state folder {state_dir}"):
+            StateStore(state_dir)
+    finally:
+        store.close()
+    StateStore(state_dir).close()  # released with the store
+
+
+def test_fresh_starts_over_whatever_the_state_file_is(state_dir: Path) -> None:
+    from localsite.state import StateFileCorrupt, StateStore
+
+    (state_dir / STATE_FILE).mkdir(parents=True)  # not even a file
+    with pytest.raises(StateFileCorrupt, match="--fresh"):
+        StateStore(state_dir)
+    with running_site(state_dir, fresh=True) as site:
+        visit(site, "anew")
+    with running_site(state_dir) as site:
+        assert tag_counts(site) == {"tag#anew": 1}
+
+
+def test_the_processors_markers_expire_as_ttl_deletes_them_and_nothing_else_changes(
+    state_dir: Path, clock: FakeClock
+) -> None:
+    from functions.keys import MARKER_PREFIX
+    from functions.stream_processor import MARKER_TTL_SECONDS
+    from tests.localsite.helpers import all_items, stream_records
+
+    with running_site(state_dir, clock=clock) as site:
+        visit(site, "ttl", times=3)
+        assert site.drain() and total(site) == 3
+        markers = [i for i in all_items(site) if i["pk"]["S"].startswith(MARKER_PREFIX)]
+        assert markers
+        assert site.expire_items() == 0  # not yet
+        # WHEN the markers' TTL has passed
+        clock.advance(MARKER_TTL_SECONDS + 60)
+        assert site.expire_items() == len(markers)
+        # THEN they are gone with REMOVE records from the TTL process; the tag and the total are untouched
+        assert not [i for i in all_items(site) if i["pk"]["S"].startswith(MARKER_PREFIX)]
+        removed = [r for r in stream_records(site) if r["eventName"] == "REMOVE"]
+        assert len(removed) == len(markers)
+        assert all(r["userIdentity"]["PrincipalId"] == "dynamodb.amazonaws.com" for r in removed)
+        assert site.drain()
+        assert tag_counts(site) == {"tag#ttl": 3} and total(site) == 3

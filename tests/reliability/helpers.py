@@ -10,7 +10,10 @@ from __future__ import annotations
 import dataclasses
 import html
 import http.client
+import os
 import re
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter, defaultdict
@@ -22,7 +25,7 @@ from typing import Any
 
 import boto3
 
-from definition import Settings, stack_settings
+from definition import ROOT, Settings, stack_settings
 from functions.keys import COUNT_ATTRIBUTE, PARTITION_KEY, TAG_PREFIX, total_key
 from localsite.esm import MappingOptions, ShardReader
 from localsite.site import LocalSite
@@ -57,6 +60,35 @@ def running_site(state_dir: Path, **kwargs: Any) -> Iterator[LocalSite]:
         yield site
     finally:
         site.stop()
+
+
+STARTUP_TIMEOUT = 60
+"""Seconds a ``python -m localsite`` process may take to print its URL (a hang, not a measurement)."""
+
+
+def start_site(state_dir: Path) -> tuple[subprocess.Popen[str], int]:
+    """``./dev site``'s process (``--quiet``) on a free port; the process and its port once it prints its URL."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "localsite", "--port", "0", "--state-dir", str(state_dir), "--quiet"],
+        cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    found = threading.Event()
+    port: list[int] = []
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            match = re.search(r"running at http://127\.0\.0\.1:(\d+)/", line)
+            if match:
+                port.append(int(match.group(1)))
+                found.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    if not found.wait(STARTUP_TIMEOUT):
+        process.kill()
+        raise AssertionError("the local site did not start")
+    return process, port[0]
 
 
 def drain(site: LocalSite) -> None:

@@ -1,0 +1,100 @@
+"""A locked state file: another process holds SQLite's write lock on ``tags.sqlite3`` while visits come.
+
+A visit is answered only once its count is saved. While the lock is held the visits wait for it (up to
+``SAVE_WAIT_SECONDS``); past that a visit gets an error page instead of a count nobody could keep, its
+records stay pending and are retried in the background, each failure and the recovery are logged, and after
+the lock is released and the site restarted no confirmed visit is missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import localsite.state
+from localsite.state import STATE_FILE
+from tests.reliability.helpers import (
+    Planned,
+    dev_settings,
+    drain,
+    figures,
+    running_site,
+    tag_counts,
+    total,
+    visit_concurrently,
+    wait_until,
+)
+
+
+def hold_write_lock(path: Path, seconds: float, held: threading.Event) -> None:
+    """Take SQLite's write lock on ``path`` from another connection and keep it for ``seconds``."""
+    db = sqlite3.connect(path, isolation_level=None, timeout=10)
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        held.set()
+        time.sleep(seconds)
+        db.execute("ROLLBACK")
+    finally:
+        db.close()
+
+
+def test_visits_wait_out_a_short_lock_and_none_is_lost(state_dir: Path) -> None:
+    rng = random.Random(5)
+    plan = [Planned(tag, tag) for tag in rng.choices([f"l-{n}" for n in range(10)], k=300)]
+    with running_site(state_dir) as site:
+        held = threading.Event()
+        locker = threading.Thread(target=hold_write_lock, args=(site.store.path, 1.5, held), daemon=True)
+
+        def lock_midway(done: int) -> None:
+            if done == 100:
+                locker.start()
+                held.wait(10)
+
+        # WHEN the state file is locked for 1.5 s in the middle of the load
+        visits = visit_concurrently(site.port, "dev", plan, 8, on_answer=lock_midway)
+        locker.join(30)
+        assert held.is_set()
+    with running_site(state_dir) as site:
+        drain(site)
+        result = figures(visits, tag_counts(site), total(site))
+    result.show("a 1.5 s lock on the state file")
+    # THEN every visit waited for its save and was answered, and all of them are there after a restart
+    assert result.confirmed == len(plan) and result.lost == 0 and result.doubled == 0
+    assert result.total == result.counted == len(plan)
+
+
+def test_a_lock_held_past_the_wait_fails_the_visits_then_their_saves_are_retried(
+    state_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(localsite.state, "SAVE_WAIT_SECONDS", 0.3)
+    settings = dev_settings()
+    with caplog.at_level(logging.INFO, logger="localsite"):
+        with running_site(state_dir, settings=settings) as site:
+            held = threading.Event()
+            locker = threading.Thread(target=hold_write_lock, args=(site.store.path, 2.0, held), daemon=True)
+            locker.start()
+            assert held.wait(10)
+            # WHEN ten visits come while another process holds the lock for 2 s
+            visits = visit_concurrently(site.port, settings.stage_name, [Planned("held", "held")] * 10, 2)
+            locker.join(30)
+            # THEN none was confirmed (their counts could not be kept), and the saves were retried until done
+            assert {visit.status for visit in visits} == {500}
+            wait_until(lambda: site.persister.unsaved == 0 and site.persister.failures > 0, what="the retried save")
+            after = visit_concurrently(site.port, settings.stage_name, [Planned("held", "held")] * 2, 1)
+            assert [visit.status for visit in after] == [200, 200]
+    failures = [m for m in caplog.messages if "saving counts to" in m and "failed" in m]
+    assert failures and all(str(state_dir / STATE_FILE) in m for m in failures)
+    assert len(failures) <= 4  # one line a second at most, however many visits failed
+    assert any("saved" in m and "after" in m and "failed attempts" in m for m in caplog.messages)
+    # ... and after a restart every visit applied is there: the two confirmed, and the ten that got errors
+    with running_site(state_dir, settings=settings) as site:
+        result = figures(visits + after, tag_counts(site), total(site))
+    result.show("a 2 s lock, saves waiting 0.3 s")
+    assert result.lost == 0
+    assert result.counted == 12 and [v.number for v in after] == [11, 12]
