@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from localsite.site import LocalSite
+from tests.browser.conftest import person_user_agent
 from tests.localsite.helpers import tag_counts
 
 STYLES = ("flat", "flat-square", "for-the-badge")
@@ -35,7 +36,7 @@ def rendered_size(page: Any, element_id: str) -> tuple[int, int]:
 def test_a_page_embedding_both_badges_shows_them(site: LocalSite, browser: Any) -> None:
     # GIVEN a page that embeds the counting and the read-only badge of a new tag, in every style
     tag = f"badge-{uuid.uuid4().hex[:8]}"
-    context = browser.new_context(java_script_enabled=True)
+    context = browser.new_context(java_script_enabled=True, user_agent=person_user_agent(browser))
     try:
         page = context.new_page()
         page.set_content(embedding_page(site, tag), wait_until="load")
@@ -59,7 +60,7 @@ def test_a_page_embedding_both_badges_shows_them(site: LocalSite, browser: Any) 
 
 @pytest.mark.parametrize("style", STYLES)
 def test_a_badge_opened_on_its_own_draws(site: LocalSite, browser: Any, style: str) -> None:
-    context = browser.new_context(java_script_enabled=False)
+    context = browser.new_context(java_script_enabled=False, user_agent=person_user_agent(browser))
     try:
         page = context.new_page()
         response = page.goto(f"{site.url}counts/hello/badge.svg?style={style}&label=h%C3%A9llo%20%3C%26%3E")

@@ -9,7 +9,7 @@ from typing import Any
 
 from functions import history
 from localsite.site import LocalSite
-from tests.browser.conftest import Visitor
+from tests.browser.conftest import Visitor, person_user_agent
 from tests.browser.test_pages import only_local
 
 DAYS = history.DEFAULT_HISTORY_DAYS
@@ -18,7 +18,7 @@ PHONE = {"width": 360, "height": 780}
 
 def test_the_count_page_draws_its_chart_on_a_phone(site: LocalSite, browser: Any, tmp_path: Path) -> None:
     tag = f"chart-{uuid.uuid4().hex[:8]}"
-    context = browser.new_context(java_script_enabled=False, viewport=PHONE)
+    context = browser.new_context(java_script_enabled=False, viewport=PHONE, user_agent=person_user_agent(browser))
     requests: list[str] = []
     context.on("request", lambda request: requests.append(request.url))
     try:
