@@ -5,11 +5,12 @@ Add a measurement with one module exposing ``SECTION`` and one line here.
 
 from __future__ import annotations
 
-from bench import history, honest, packages
+from bench import history, honest, packages, sitesoak
 from bench.section import Section
 
 SECTIONS: tuple[Section, ...] = (
     history.SECTION,
     honest.SECTION,
     packages.SECTION,
+    sitesoak.SECTION,
 )

@@ -1,8 +1,7 @@
 """End to end: the command in its own process against a running local site, pages read over HTTP.
 
-The local site publishes its DynamoDB in ``<state dir>/endpoint.json`` once its endpoint publishing lands; until
-then this test serves the site's own moto state over HTTP with moto's ``ThreadedMotoServer`` (serialised with
-the site's in-process requests, as the site itself must do) and writes the file by hand in that format.
+The site is a real ``LocalSite`` with a state folder: it serves its moto over HTTP and publishes where in
+``<state dir>/endpoint.json`` (``localsite.endpoint``), and ``--local --state-dir`` finds it there.
 """
 
 from __future__ import annotations
@@ -11,54 +10,25 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from moto.server import ThreadedMotoServer
 
 from admin import cli
-from localsite import aws as local_aws_module
+from localsite import endpoint
 from localsite.site import LocalSite
 from tests.localsite.helpers import request, running_site
 
-from .test_target import command, publish
-
-
-class _Serialised:
-    """WSGI middleware: one request at a time through moto, shared with the site's in-process dispatch lock."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        with local_aws_module._dispatch_lock:
-            return list(self.app(environ, start_response))
-
-
-class SerialisedMotoServer(ThreadedMotoServer):
-    def _server_entry(self) -> None:
-        from werkzeug.serving import make_server
-
-        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-
-        app = _Serialised(DomainDispatcherApplication(create_backend_app))
-        self._server = make_server(self._ip_address, self._port, app, True, request_handler=MotoRequestHandler)
-        self._server_ready_event.set()
-        self._server.serve_forever()
+from .test_target import command
 
 
 @pytest.fixture
 def local(tmp_path: Path) -> Iterator[tuple[LocalSite, Path]]:
+    """A started local site and its state folder, where it published its own endpoint."""
     state = tmp_path / "state"
     with running_site(state) as site:
-        server = SerialisedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        host, port = server.get_host_and_port()
-        publish(state, f"http://{host}:{port}", site_url=site.url, table_name=site.table_name)
-        try:
-            yield site, state
-        finally:
-            server.stop()
+        published = endpoint.read(state)
+        assert (published.table_name, published.site_url) == (site.table_name, site.url)
+        yield site, state
 
 
 def number(page: str, element_id: str) -> int:

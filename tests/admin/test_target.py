@@ -13,6 +13,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from admin import cli
+from tests.localsite.helpers import running_site, tag_counts
 
 from .conftest import TABLE, Site
 
@@ -50,7 +51,7 @@ def command(*argv: str, path: str | None = None, cwd: Path = ROOT) -> subprocess
 
 
 def publish(state_dir: Path, endpoint_url: str, pid: int | None = None, **extra: object) -> None:
-    """What the local site writes into its state folder (its format, by hand until the site writes it)."""
+    """A hand-written ``endpoint.json`` in the local site's format, for files a running site never leaves."""
     state_dir.mkdir(exist_ok=True)
     endpoint = {
         "endpoint_url": endpoint_url,
@@ -63,15 +64,19 @@ def publish(state_dir: Path, endpoint_url: str, pid: int | None = None, **extra:
     (state_dir / "endpoint.json").write_text(json.dumps(endpoint), encoding="utf-8")
 
 
-def test_local_acts_on_the_site_that_published_its_endpoint(site: Site, moto_server: str, tmp_path: Path) -> None:
+def test_local_acts_on_the_site_that_published_its_endpoint(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    publish(state, moto_server)
-    done = command("set", "hello", "42", "--local", "--state-dir", str(state))
-    assert done.returncode == cli.OK, done.stderr
-    assert "the local site at http://127.0.0.1:8000/dev/: hello: 0 -> 42" in done.stdout
-    assert site.visits("tag#hello") == 42
-    exported = command("--local", "--state-dir", str(state), "export", "--format", "json")  # options before, too
-    assert exported.returncode == cli.OK and json.loads(exported.stdout)["visits"] == 42
+    # GIVEN a real local site, which publishes its own endpoint.json in its state folder
+    with running_site(state) as site:
+        done = command("set", "hello", "42", "--local", "--state-dir", str(state))
+        assert done.returncode == cli.OK, done.stderr
+        assert f"the local site at {site.url}: hello: 0 -> 42" in done.stdout
+        assert tag_counts(site) == {"tag#hello": 42}
+        exported = command("--local", "--state-dir", str(state), "export", "--format", "json")  # options before, too
+        assert exported.returncode == cli.OK and json.loads(exported.stdout)["visits"] == 42
+    # WHEN it has stopped, THEN the command says no site is running there
+    done = command("export", "--local", "--state-dir", str(state))
+    assert done.returncode == cli.REFUSED and "(no endpoint.json)" in done.stderr
 
 
 def a_finished_process() -> int:

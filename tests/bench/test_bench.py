@@ -15,7 +15,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 import definition
-from bench import capacity, cost, packages
+from bench import capacity, cost, packages, sitesoak
 from bench.__main__ import cost_inputs, guard
 from bench import coldstart
 from bench.coldstart import extra_imports, measure_cold_starts, parse_importtime
@@ -240,8 +240,16 @@ def _full_report(round_trips) -> Report:
     report.cost_inputs = cost_inputs(SETTINGS, report)
     report.cost = cost.cost_model(report.cost_inputs, rates=(1.0, 10.0))
     report.memory = cost.memory_options(report.cost_inputs, {r.function: r.figures for r in report.cold if r.route})
-    report.sections = [(packages.SECTION, measure_packages(layer=False))]
+    report.sections = [(packages.SECTION, measure_packages(layer=False)), (sitesoak.SECTION, _wide_soak())]
     return report
+
+
+def _wide_soak() -> sitesoak.SoakFigures:
+    # The widest figures a soak prints (measured in tests/bench/test_sitesoak_bench.py): for the table's width.
+    chunks = [sitesoak.Chunk(visits, 123, 1.0, 9999.0, 999.9, 9999.9, 9999.0) for visits in (1_000, 30_000)]
+    soak = sitesoak.Soak(16, "written through", chunks, start_mb=999.0, median_ms=999.9, p99_ms=9999.9)
+    return sitesoak.SoakFigures(soak, sitesoak.FULL, [sitesoak.Saving(label, 3, 9999.0, 9999.9)
+                                                      for label, _, _ in sitesoak.SAVINGS])
 
 
 def test_cost_model_and_report(round_trips):
@@ -257,7 +265,8 @@ def test_cost_model_and_report(round_trips):
     assert "round trips: visit page" in table and "<= 1.5x" in table and "size: code archive" in table
     markdown = render_markdown(report)
     for heading in ("## Summary", "## Cold start", "### Modelled at each memory size", "## Memory of the route",
-                    "## Warm request", "## DynamoDB round trips and capacity", "## Package sizes", "## Cost model"):
+                    "## Warm request", "## DynamoDB round trips and capacity", "## Package sizes",
+                    "## The local site left running", "## Cost model"):
         assert heading in markdown
     assert "https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html" in markdown
 
