@@ -1,8 +1,8 @@
 """How another process reaches a running local site's DynamoDB: ``<state dir>/endpoint.json``.
 
 A local site with a state folder serves its moto over HTTP on a loopback port (``localsite.aws.LockedMotoServer``)
-and, once it is ready, writes where: ``{"endpoint_url", "table_name", "region", "pid", "site_url"}``. A clean stop
-removes the file; a killed site leaves it behind, so :func:`read` checks that the process is alive and that the
+and, once it is ready, writes where: ``{"endpoint_url", "table_name", "region", "pid", "site_url",
+"history_days"}``. A clean stop removes the file; a killed site leaves it behind, so :func:`read` checks that the process is alive and that the
 endpoint answers before handing it out. Clients use any dummy credentials (moto's account is the same for all)::
 
     found = endpoint.read(Path(".local-site"))
@@ -38,6 +38,8 @@ class Endpoint:
     """The site's process."""
     site_url: str
     """The site's home page."""
+    history_days: int = 30
+    """The site's ``historyDays`` (its stack file's): the operator command's reconcile keeps that many days."""
 
 
 def publish(state_dir: Path, found: Endpoint) -> Path:
@@ -63,7 +65,7 @@ def read(state_dir: Path | str, *, timeout: float = 2.0) -> Endpoint:
     path = Path(state_dir) / ENDPOINT_FILE
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        found = Endpoint(**{name: data[name] for name in Endpoint.__dataclass_fields__})
+        found = Endpoint(**{name: data[name] for name in Endpoint.__dataclass_fields__ if name in data})
     except FileNotFoundError:
         raise NoLocalSite(f"no local site is running on {Path(state_dir)} (no {ENDPOINT_FILE}); start one with ./dev site") from None
     except (OSError, ValueError, KeyError, TypeError) as error:

@@ -408,6 +408,7 @@ class LocalSite:
             region=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
             pid=os.getpid(),
             site_url=self.url,
+            history_days=self.settings.history_days,
         )
 
     def _finish_requests(self) -> None:

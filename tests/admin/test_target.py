@@ -68,6 +68,8 @@ def test_local_acts_on_the_site_that_published_its_endpoint(tmp_path: Path) -> N
     state = tmp_path / "state"
     # GIVEN a real local site, which publishes its own endpoint.json in its state folder
     with running_site(state) as site:
+        # It says how many days of history the site keeps, which reconcile then keeps too.
+        assert json.loads((state / "endpoint.json").read_text())["history_days"] == site.settings.history_days
         done = command("set", "hello", "42", "--local", "--state-dir", str(state))
         assert done.returncode == cli.OK, done.stderr
         assert f"the local site at {site.url}: hello: 0 -> 42" in done.stdout

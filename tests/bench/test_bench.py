@@ -15,7 +15,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 import definition
-from bench import capacity, cost, packages, sitesoak
+from bench import capacity, cost, history, packages, sitesoak
 from bench.__main__ import cost_inputs, guard
 from bench import coldstart
 from bench.coldstart import extra_imports, measure_cold_starts, parse_importtime
@@ -240,7 +240,14 @@ def _full_report(round_trips) -> Report:
     report.cost_inputs = cost_inputs(SETTINGS, report)
     report.cost = cost.cost_model(report.cost_inputs, rates=(1.0, 10.0))
     report.memory = cost.memory_options(report.cost_inputs, {r.function: r.figures for r in report.cold if r.route})
-    report.sections = [(packages.SECTION, measure_packages(layer=False)), (sitesoak.SECTION, _wide_soak())]
+    widest_history = [history.HistoryFigure(tag=label, days=365, item_bytes=1023, day_attributes=31, write_units=1.0,
+                                            round_trips={"UpdateItem": 1}, total_bytes=1023)
+                      for label in history.TAGS.values()]
+    report.sections = [
+        (packages.SECTION, measure_packages(layer=False)),
+        (sitesoak.SECTION, _wide_soak()),
+        (history.SECTION, (widest_history, SETTINGS)),
+    ]
     return report
 
 
