@@ -174,3 +174,17 @@ def test_no_function_imports_boto3_or_awscrt_even_where_awscrt_is_installed(tmp_
     # GIVEN awscrt importable, WHEN every function's module is imported (each builds its client)
     # THEN neither awscrt nor boto3 (its resource layer, which no request uses: botocore makes the client)
     assert loaded("\n".join(f"import {module}" for module in modules)) == {"awscrt": False, "boto3": False}
+
+
+def test_the_bot_list_is_compiled_at_import_not_in_the_first_request() -> None:
+    # GIVEN a fresh interpreter, WHEN the bot check is imported, THEN both of CrawlerDetect's patterns are compiled
+    # (they compile on first use, and a short warm-up string is settled before the large one is ever needed)
+    script = (
+        "import functions.bots, json; from crawlerdetect import crawlerdetect as c; "
+        "print(json.dumps([c.get_compiled_crawler_regex.cache_info().currsize, "
+        "c.get_compiled_exclusions_regex.cache_info().currsize]))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout) == [1, 1]
