@@ -64,23 +64,25 @@ def _identity(request: Request) -> Mapping[str, Any]:
     return context.get("identity") or {}
 
 
+def _shown(tag: str, reason: str, minutes: int = 0) -> Visit:
+    """A request that does not count: one read of the tag, to show its count as of now."""
+    counts = get_store().read_tag(tag)
+    return Visit(tag, counts.visits, counted=False, today=counts.today, reason=reason, window_minutes=minutes)
+
+
 def count_visit(request: Request, tag: str) -> Visit:
     """Count one visit to a normalized ``tag`` for this request, or say why not."""
-    store = get_store()
     if request.method == "HEAD":
-        # One read, no write: the answer shows what a GET would, as of now.
-        counts = store.read_tag(tag)
-        return Visit(tag, counts.visits, counted=False, today=counts.today, reason=HEAD_REASON)
+        return _shown(tag, HEAD_REASON)  # what a GET would show, as of now
     identity = _identity(request)
     user_agent = identity.get("userAgent")
     minutes = rules.window_minutes()
     if not rules.count_bots() and is_bot(user_agent):
-        counts = store.read_tag(tag)
-        return Visit(tag, counts.visits, counted=False, today=counts.today, reason=BOT, window_minutes=minutes)
+        return _shown(tag, BOT, minutes)
+    store = get_store()
     if minutes:
         digest = visitors.visitor_digest(rules.visitor_key(), tag, identity.get("sourceIp"), user_agent)
         if not visitors.claim(store.client, store.table_name, digest, minutes):
-            counts = store.read_tag(tag)
-            return Visit(tag, counts.visits, counted=False, today=counts.today, reason=REPEAT, window_minutes=minutes)
+            return _shown(tag, REPEAT, minutes)
     counts = store.record_visit(tag)
     return Visit(tag, counts.visits, counted=True, today=counts.today, window_minutes=minutes)
