@@ -464,7 +464,7 @@ class LocalSite:
                 reconcile(self.dynamodb, self.table_name, streams=streams, history_days=self.settings.history_days)
                 # The restored items' records are in the stream now: counting them again would double the total.
                 starting_position = "LATEST"
-            self.persister = StatePersister(self.store, streams, self.stream_arn, lambda: stream_end(self.table_name))
+            self.persister = StatePersister(self.store, self.table_name, lambda: stream_end(self.table_name))
             self.persister.start()
             # Written through: every write is saved before its SDK call returns, so before any page says so.
             hooks.add_after_write(self.persister.on_write)

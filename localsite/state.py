@@ -1,8 +1,8 @@
 """Counts that survive a restart of the local site, and a kill: tag items kept in SQLite in the state folder.
 
-moto keeps everything in memory. A second consumer of the table's stream (DynamoDB allows two per shard,
-beside the processor's mapping) copies every tag item's new image to ``<state dir>/tags.sqlite3`` and deletes
-removed items. It is written through: every successful DynamoDB write calls :meth:`StatePersister.on_write`
+moto keeps everything in memory. A second consumer of the table's stream (beside the processor's mapping;
+it reads moto's stream in-process, ``localsite.aws.StreamTail``, as the Streams API would be too slow inside
+every write) copies every tag item's new image to ``<state dir>/tags.sqlite3`` and deletes removed items. It is written through: every successful DynamoDB write calls :meth:`StatePersister.on_write`
 in the writing thread, which reads the stream to its end and commits before the SDK call returns, so a visit
 page is never sent before its count is on disk, and a kill (SIGKILL included) loses no confirmed visit and
 hands out no visit number twice. Concurrent writers share commits: whoever holds the lock saves what every
@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from functions.keys import PARTITION_KEY, TAG_PREFIX
-from localsite.esm import ShardReader
+from localsite.aws import StreamTail
 
 log = logging.getLogger("localsite.state")
 
@@ -228,13 +228,12 @@ class StatePersister:
     def __init__(
         self,
         store: StateStore,
-        streams_client: Any,
-        stream_arn: str,
+        table_name: str,
         stream_end: Callable[[], int],
         idle_interval: float = 1.0,
     ) -> None:
         self.store = store
-        self._reader = ShardReader(streams_client, stream_arn, "LATEST")
+        self._reader = StreamTail(table_name)
         self._stream_end = stream_end
         self._idle_interval = idle_interval
         self._pending: list[dict[str, Any]] = []
@@ -300,7 +299,7 @@ class StatePersister:
 
     def _save(self, deadline: float) -> int:
         end = self._stream_end()
-        while records := self._reader.read():
+        while (self._reader.position is None or self._reader.position + 1 < end) and (records := self._reader.read()):
             tag_records = [record for record in records if _is_tag_record(record)]
             with self._cond:
                 self._pending.extend(tag_records)
