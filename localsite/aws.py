@@ -80,6 +80,9 @@ TTL_PRINCIPAL = {"PrincipalId": "dynamodb.amazonaws.com", "Type": "Service"}
 """The ``userIdentity`` of a stream record written by DynamoDB's TTL process (as the Streams API spells it)."""
 
 _dispatch_lock = threading.RLock()
+_stream_lock = threading.RLock()
+"""Held to change a stream other than by appending (trimming it, undoing a cancelled transaction's records),
+and to read it in-process: readers need not queue behind every moto request for ``_dispatch_lock``."""
 _original_call = BotocoreStubber.__call__
 _original_transact = DynamoDBBackend.transact_write_items
 _original_get_records = DynamoDBStreamsBackend.get_records
@@ -148,6 +151,7 @@ def _transact_touching_only_its_items(
                 stream_lengths.setdefault(table.name, (table.stream_shard, len(table.stream_shard.items)))
     # moto's own backup of each table becomes the table itself: nothing to copy, nothing swapped.
     Table.__deepcopy__ = _same_table  # type: ignore[attr-defined]
+    _stream_lock.acquire()  # its records may be taken back: no in-process reader may see them meanwhile
     try:
         return _original_transact(self, transact_items, *args, **kwargs)
     except BaseException:
@@ -162,6 +166,7 @@ def _transact_touching_only_its_items(
             del shard.items[length:]
         raise
     finally:
+        _stream_lock.release()
         del Table.__deepcopy__  # type: ignore[attr-defined]
 
 
@@ -333,7 +338,7 @@ def _epoch(moment: datetime) -> float:
 
 def stream_end(table_name: str) -> int:
     """The sequence number the table's next stream record will get."""
-    with _dispatch_lock:
+    with _stream_lock:  # moto appends a record in one step; everything else changing the stream holds this
         shard = _table(table_name).stream_shard
         assert shard is not None, "the table has no stream"
         return shard.starting_sequence_number + len(shard.items)
@@ -356,7 +361,7 @@ class StreamTail:
 
     def read(self, limit: int = 1000) -> list[dict[str, Any]]:
         """The next records (up to ``limit``; empty at the end of the stream)."""
-        with _dispatch_lock:
+        with _stream_lock:
             shard = _table(self.table_name).stream_shard
             assert shard is not None, "the table has no stream"
             start = max(self._next, shard.starting_sequence_number)  # records past retention are gone
@@ -374,7 +379,7 @@ def trim_stream(table_name: str, *, read_by: int | None, keep: int, now: float) 
     to sequence number ``read_by`` (every consumer's position; ``None``: keep them), all but the newest
     ``keep`` go too, so a replay of a recent batch still finds its records. Returns how many were dropped.
     """
-    with _dispatch_lock:
+    with _dispatch_lock, _stream_lock:
         shard = _table(table_name).stream_shard
         if shard is None:
             return 0
@@ -399,7 +404,7 @@ def expire_items(table_name: str, now: float) -> list[dict[str, Any]]:
     with TTL enabled is swept, by the attribute it names; a value that is not a number is left alone (as
     DynamoDB does). Returns the deleted items' keys, in DynamoDB JSON.
     """
-    with _dispatch_lock:
+    with _dispatch_lock, _stream_lock:
         table = _table(table_name)
         if table.ttl.get("TimeToLiveStatus") != "ENABLED" or "AttributeName" not in table.ttl:
             return []

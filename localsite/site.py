@@ -36,10 +36,11 @@ import boto3
 import definition
 from definition import PROJECT, STREAM_PROCESSOR, TABLE_NAME_ENV, Route, Settings
 from localsite import endpoint, hooks
-from localsite.aws import LockedMotoServer, expire_items, local_aws, stream_end, trim_stream
+from functions.keys import PARTITION_KEY, TAG_PREFIX, VISITOR_PREFIX
+from localsite.aws import LockedMotoServer, expire_items, local_aws, mark_answered, stream_end, trim_stream
 from localsite.esm import EventSourceMapping, MappingOptions
 from localsite.events import LambdaContext, match_route, rest_proxy_event
-from localsite.faults import Faults
+from localsite.faults import Faults, throttling_response
 from localsite.state import NotSaved, StatePersister, StateStore, restore
 
 log = logging.getLogger("localsite")
@@ -64,6 +65,10 @@ TTL_SWEEP_SECONDS = 30.0
 """How often items past their TTL are deleted (DynamoDB does it within days, typically much sooner)."""
 STREAM_RECORDS_KEPT = 1_000
 """Records every local consumer has read that stay in the stream anyway, for replays of recent batches."""
+
+COUNTING_WRITES = frozenset({"UpdateItem", "PutItem"})
+COUNTED_PREFIXES = (TAG_PREFIX, VISITOR_PREFIX)
+"""The items a visit writes: its tag's count, and the unique-visitor window's marker before it."""
 
 _PROTOCOL_PAGES: Mapping[int, tuple[str, str]] = {
     400: ("Bad request", "The request could not be understood (its first line or its headers are malformed)."),
@@ -466,6 +471,8 @@ class LocalSite:
                 starting_position = "LATEST"
             self.persister = StatePersister(self.store, self.table_name, lambda: stream_end(self.table_name))
             self.persister.start()
+            hooks.add_before_send(self._refuse_counts_while_stalled)
+            self._stack.callback(hooks.remove, self._refuse_counts_while_stalled)
             # Written through: every write is saved before its SDK call returns, so before any page says so.
             hooks.add_after_write(self.persister.on_write)
             self._stack.callback(self.persister.stop)
@@ -500,6 +507,16 @@ class LocalSite:
             # The operator command, in another process, reaches this moto through HTTP.
             self.moto_server = LockedMotoServer(after_write=self._remote_write).start()
             self._stack.callback(self.moto_server.stop)
+
+    def _refuse_counts_while_stalled(self, operation: str, params: dict[str, Any], request: Any) -> Any:
+        """While saves fail, refuse a count (or a visitor marker) before it is applied: a 503, nothing counted."""
+        if self.persister is None or not self.persister.stalled or operation not in COUNTING_WRITES:
+            return None
+        key = params.get("Key") or params.get("Item") or {}
+        if not str(key.get(PARTITION_KEY, {}).get("S", "")).startswith(COUNTED_PREFIXES):
+            return None
+        mark_answered(request)
+        return throttling_response(request, "ThrottlingException", operation, "the local site cannot save counts now")
 
     def _remote_write(self, operation: str) -> None:
         try:
