@@ -15,6 +15,7 @@ import base64
 import binascii
 import errno
 import importlib
+import io
 import ipaddress
 import json
 import logging
@@ -200,6 +201,10 @@ class _Server(ThreadingHTTPServer):
                  type(error).__name__ if error else "unknown error")
 
 
+class _HeadTooLarge(Exception):
+    """A request's line and headers are larger than API Gateway's quota."""
+
+
 class _RequestHandler(BaseHTTPRequestHandler):
     """Turns one HTTP request into what API Gateway would do with it."""
 
@@ -226,7 +231,23 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 self.requestline = self.raw_requestline.decode("latin-1").rstrip("\r\n")
                 self.send_error(400, "HTTP/0.9 request")
                 return
-            if not self.parse_request():
+            # Raw UTF-8 in the target is read as UTF-8, before any splitting: http.server would read the line as
+            # Latin-1 and split it on what that makes whitespace (0x85 and 0xA0 are in "Рим", "voilà").
+            self.raw_requestline = _NON_ASCII.sub(lambda byte: b"%%%02X" % byte.group()[0], self.raw_requestline)
+            try:
+                head = self._read_head()
+            except _HeadTooLarge:
+                self.send_error(431)
+                return
+            if head is None:
+                self.close_connection = True  # abandoned before its head was complete: nothing runs
+                return
+            rfile, self.rfile = self.rfile, io.BytesIO(head)
+            try:
+                parsed = self.parse_request()
+            finally:
+                self.rfile = rfile
+            if not parsed:
                 return  # an error page has been sent and logged
             header_bytes = sum(len(name) + len(value) for name, value in self.headers.items())
             if len(self.raw_requestline) + header_bytes > MAX_REQUEST_BYTES:
@@ -238,6 +259,25 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+
+    def _read_head(self) -> bytes | None:
+        """The header lines up to and including the blank line that ends them; ``None`` if the client stopped first.
+
+        API Gateway runs nothing for a request whose head never completes; ``http.server`` would parse what it
+        has at end of file and run it. Raises :class:`_HeadTooLarge` past the gateway's quota.
+        """
+        lines: list[bytes] = []
+        size = len(self.raw_requestline)
+        while True:
+            line = self.rfile.readline(MAX_REQUEST_BYTES + 1)
+            size += len(line)
+            if size > MAX_REQUEST_BYTES or len(lines) > MAX_HEADERS:
+                raise _HeadTooLarge
+            if not line.endswith(b"\n"):
+                return None  # end of file (or the connection's timeout) before the blank line
+            lines.append(line)
+            if line in (b"\r\n", b"\n"):
+                return b"".join(lines)
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """The front door's answer to a request that reaches no route: a styled page and one log line."""
