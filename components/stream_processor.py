@@ -66,6 +66,7 @@ class StreamProcessor(pulumi.ComponentResource):
                 timeout_seconds=settings.processor_timeout_seconds,
                 log_retention_days=settings.log_retention_days,
                 environment=definition.function_environment(settings),
+                grants=args.spec.table_grants(settings),
             ),
             opts=child,
         )

@@ -87,6 +87,34 @@ def computed_outputs(typ: str, name: str, inputs: dict[str, Any], salt: str = ""
         return {"result": {rpc._special_sig_key: rpc._special_secret_sig, "value": MOCK_VISITOR_KEY}}
     if typ == "aws:cloudwatch/metricAlarm:MetricAlarm":
         return {"name": physical, "arn": arn_prefix.format("cloudwatch") + f"alarm:{physical}"}
+    if typ == "aws:cloudwatch/dashboard:Dashboard":
+        return {"dashboardArn": f"arn:aws:cloudwatch::{ACCOUNT}:dashboard/{inputs['dashboardName']}"}
+    if typ == "aws:sns/topic:Topic":
+        return {"name": physical, "arn": arn_prefix.format("sns") + physical}
+    if typ == "aws:sns/topicSubscription:TopicSubscription":
+        return {"arn": f"{inputs['topic']}:{name}", "pendingConfirmation": True}
+    if typ == "aws:acm/certificate:Certificate":
+        return {
+            "arn": arn_prefix.format("acm") + f"certificate/{name}-id",
+            "domainValidationOptions": [
+                {
+                    "domainName": inputs["domainName"],
+                    "resourceRecordName": f"_0123abcd.{inputs['domainName']}.",
+                    "resourceRecordType": "CNAME",
+                    "resourceRecordValue": "_4567efab.acm-validations.aws.",
+                }
+            ],
+        }
+    if typ == "aws:acm/certificateValidation:CertificateValidation":
+        return {}
+    if typ == "aws:route53/record:Record":
+        return {"fqdn": inputs["name"].rstrip(".")}
+    if typ == "aws:apigateway/domainName:DomainName":
+        return {
+            "arn": f"arn:aws:apigateway:{REGION}::/domainnames/{inputs['domainName']}",
+            "regionalDomainName": f"d-0123456789.execute-api.{REGION}.amazonaws.com",
+            "regionalZoneId": "Z1UJRXOUMOOFQ8",
+        }
     return {}
 
 
@@ -110,6 +138,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return f"{args.name}-id", {**args.inputs, **computed}
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        if args.token == "aws:index/getRegion:getRegion":
+            return {"region": REGION, "name": REGION, "id": REGION, "endpoint": f"ec2.{REGION}.amazonaws.com"}, []
         raise AssertionError(f"the program made an unexpected provider call: {args.token}")
 
 
