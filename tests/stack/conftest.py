@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import runpy
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -232,6 +233,8 @@ class ProgramRun:
     outputs: dict[str, Any]
     settings: definition.Settings
     checks: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    """What the program told the engine at warning level (``pulumi.log.warn``: shown in the preview)."""
 
     def of_type(self, typ: str) -> list[Registration]:
         """Every resource of a Pulumi type token."""
@@ -294,7 +297,11 @@ def run_program(
     monitor = RecordingMonitor(mocks)
     # A fresh root stack per run, so one run's exports never leak into the next.
     pulumi_settings.ROOT.set(None)
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
+    engine_log = _EngineLog()
+    logger = logging.getLogger(f"{__name__}.engine")
+    logger.propagate = False
+    logger.handlers = [engine_log]
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor, logger=logger)
     pulumi.runtime.set_all_config(config)
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.setattr(packaging, "build_layer", fake_build_layer)
@@ -308,7 +315,19 @@ def run_program(
         assert root is not None
         outputs = {name: _sync_await(pulumi.Output.from_input(value).future()) for name, value in root.outputs.items()}
     settings = definition.Settings.from_config(lambda key: config.get(f"{definition.CONFIG_NAMESPACE}:{key}"))
-    return ProgramRun(monitor.registrations, outputs, settings)
+    warnings = [record.getMessage() for record in engine_log.records if record.levelno == logging.WARNING]
+    return ProgramRun(monitor.registrations, outputs, settings, warnings=warnings)
+
+
+class _EngineLog(logging.Handler):
+    """Keeps what the program logs to the (mock) engine."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
 
 
 def pytest_configure(config: pytest.Config) -> None:
