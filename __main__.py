@@ -130,8 +130,8 @@ domain = (
     if settings.domain_name
     else None
 )
-# The address badges point at: the domain's when there is one (its mapping created), else the stage's own.
-site_url = pulumi.Output.all(domain.mapping.id, settings.site_url).apply(lambda v: v[1]) if domain else site.url
+# The address badges point at: the domain's when there is one, else the stage's own.
+site_url: pulumi.Input[str] = settings.site_url or site.url
 
 notifications = AlarmNotifications(
     "alarm-notifications",
