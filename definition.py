@@ -255,7 +255,10 @@ cannot know the depth of the path they answer, so the link is absolute: the stag
 answers. With a custom domain they link to the site's URL there instead (``gateway_home_href``)."""
 
 EMAIL_PATTERN = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;.]+$")
-DOMAIN_PATTERN = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+DOMAIN_PATTERN = re.compile(
+    r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$"
+)
+"""A lower-case DNS name of two labels or more, its last one (the top-level domain) starting with a letter."""
 CERTIFICATE_ARN_PATTERN = re.compile(r"^arn:aws[a-z-]*:acm:([a-z0-9-]+):[0-9]{12}:certificate/[A-Za-z0-9-]+$")
 HOSTED_ZONE_PATTERN = re.compile(r"^Z[A-Z0-9]{1,31}$")
 BASE_PATH_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
@@ -461,7 +464,9 @@ class Settings:
         ):
             found = pattern.match(value) if value else None
             if found and found.group(1) != region:
-                raise ValueError(f"{key} is in {found.group(1)}, but the stack deploys to {region}: use one in {region}")
+                raise ValueError(
+                    f"{key} is in {found.group(1)}, but the stack deploys to {region}: use one in {region}"
+                )
 
 
 def gateway_home_href(settings: Settings) -> str:

@@ -134,7 +134,13 @@ def dashboard_body(names: DashboardNames, routes: Sequence[definition.Route]) ->
             "On-failure queue depth (records given up on)",
             {
                 "metrics": [
-                    ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", names.queue_name, {"label": "messages"}]
+                    [
+                        "AWS/SQS",
+                        "ApproximateNumberOfMessagesVisible",
+                        "QueueName",
+                        names.queue_name,
+                        {"label": "messages"},
+                    ]
                 ],
                 "stat": "Maximum",
                 "period": PERIOD_SECONDS,

@@ -52,13 +52,14 @@ def table_statements(grants: Sequence[definition.Grant], table_arn: pulumi.Input
     """
     statements = []
     for action in definition.grant_actions(grants):
+        patterns = list(definition.grant_key_patterns(grants, action))
         statements.append(
             statement(
                 "Table" + action.split(":", 1)[1],
                 (action,),
                 [table_arn],
                 # ForAllValues: every partition key in the request must match one of the patterns.
-                {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(definition.grant_key_patterns(grants, action))}},
+                {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": patterns}},
             )
         )
     return statements

@@ -108,8 +108,8 @@ class StreamProcessor(pulumi.ComponentResource):
                 # Lambda checks the role can read the stream and write the queue when the mapping is created.
                 depends_on=[self.stream_policy, self.site_function.policy, self.site_function.function],
                 # A changed starting position or stream replaces the mapping (a changed function alone updates it in
-                # place). Created before the old one is deleted, two mappings would feed the total from one stream for a while, counting visits
-                # twice; so the old one goes first. The new one starts from its starting position: reconcile the
+                # place). Created before the old one is deleted, two mappings would feed the total from one stream
+                # for a while, counting visits twice; so the old one goes first. The new one starts from its starting position: reconcile the
                 # total afterwards (README, "Operating it").
                 delete_before_replace=True,
             ),

@@ -158,7 +158,11 @@ def test_domain_settings_parse_and_give_the_site_url() -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    ["ops@example.com, owner@example.org", '["ops@example.com", "owner@example.org"]', "ops@example.com,owner@example.org,"],
+    [
+        "ops@example.com, owner@example.org",
+        '["ops@example.com", "owner@example.org"]',
+        "ops@example.com,owner@example.org,",
+    ],
 )
 def test_alarm_email_takes_one_or_more_addresses(raw: str) -> None:
     assert settings_from({"alarmEmail": raw}).alarm_email == ("ops@example.com", "owner@example.org")

@@ -58,7 +58,9 @@ def test_the_metric_filter_matches_the_line_as_logged(site: Site, caplog: pytest
 def test_with_a_domain_the_snippets_point_at_it_from_the_execute_api_address(
     site: Site, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = definition.Settings(domain_name="counter.example.com", hosted_zone_id="Z0123456789ABCDEFGHIJ", base_path="c")
+    settings = definition.Settings(
+        domain_name="counter.example.com", hosted_zone_id="Z0123456789ABCDEFGHIJ", base_path="c"
+    )
     for name, value in definition.function_environment(settings).items():
         monkeypatch.setenv(name, value)
     event = site.event("/counts/hello")

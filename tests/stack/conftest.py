@@ -93,7 +93,7 @@ def computed_outputs(typ: str, name: str, inputs: dict[str, Any], salt: str = ""
     if typ == "aws:sns/topic:Topic":
         return {"name": physical, "arn": arn_prefix.format("sns") + physical}
     if typ == "aws:sns/topicSubscription:TopicSubscription":
-        return {"arn": f"{inputs['topic']}:{name}", "pendingConfirmation": True}
+        return {"arn": f"{inputs.get('topic')}:{name}", "pendingConfirmation": True}
     if typ == "aws:acm/certificate:Certificate":
         return {
             "arn": arn_prefix.format("acm") + f"certificate/{name}-id",
@@ -109,7 +109,8 @@ def computed_outputs(typ: str, name: str, inputs: dict[str, Any], salt: str = ""
     if typ == "aws:acm/certificateValidation:CertificateValidation":
         return {}
     if typ == "aws:route53/record:Record":
-        return {"fqdn": inputs["name"].rstrip(".")}
+        record_name = inputs.get("name")  # unknown in a preview, for the certificate's validation record
+        return {"fqdn": record_name.rstrip(".") if isinstance(record_name, str) else record_name}
     if typ == "aws:apigateway/domainName:DomainName":
         return {
             "arn": f"arn:aws:apigateway:{REGION}::/domainnames/{inputs['domainName']}",

@@ -145,6 +145,20 @@ def test_the_execute_api_endpoint_can_be_turned_off(certificate_stack: ProgramRu
     assert before["document"] == after["document"] and before != after
 
 
+def test_a_preview_declares_the_same_domain_resources(zone_stack: ProgramRun) -> None:
+    config = {
+        **stack_config_strings("dev"),
+        **{f"tag-counter:{k}": v for k, v in {"domainName": DOMAIN_NAME, "hostedZoneId": ZONE_ID}.items()},
+        "tag-counter:basePath": "counter",
+        "tag-counter:alarmTopicArn": TOPIC_ARN,
+    }
+    preview = run_program(config, preview=True)
+    assert sorted((r.type, r.name) for r in preview.registrations) == sorted(
+        (r.type, r.name) for r in zone_stack.registrations
+    )
+    assert preview.outputs["url"] == f"https://{DOMAIN_NAME}/counter/"  # known before anything exists
+
+
 def test_without_a_domain_nothing_of_it_exists(program: ProgramRun) -> None:
     for typ in (DOMAIN, MAPPING, CERTIFICATE, VALIDATION, RECORD):
         assert program.of_type(typ) == []

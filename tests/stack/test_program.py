@@ -159,7 +159,9 @@ def test_each_role_grants_exactly_what_its_handler_calls(program: ProgramRun, sp
 
 def test_no_statement_uses_a_wildcard_resource_or_action(program: ProgramRun) -> None:
     statements = statements_of([json.loads(p["policy"]) for p in program.of_type(ROLE_POLICY)])
-    table_statements = sum(len(definition.grant_actions(s.table_grants(program.settings))) for s in definition.FUNCTIONS)
+    table_statements = sum(
+        len(definition.grant_actions(spec.table_grants(program.settings))) for spec in definition.FUNCTIONS
+    )
     assert len(statements) == table_statements + len(definition.FUNCTIONS) + 2
     for statement in statements:
         for resource in statement["Resource"]:
