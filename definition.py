@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,9 @@ from typing import Any, NamedTuple
 
 from functions.history import DEFAULT_HISTORY_DAYS, HISTORY_DAYS_ENV, MAX_HISTORY_DAYS
 from functions import links
+# The log line of a counted visit (functions.counting): a metric filter turns it into the visits metric the dashboard
+# shows and the stalled-processor alarm reads (components.alarms).
+from functions.log import VISIT_COUNTED_MESSAGE  # noqa: F401 (part of the definition)
 from functions.keys import MARKER_PREFIX, PARTITION_KEY, TAG_PREFIX, TOTAL_KEY, TTL_ATTRIBUTE, VISITOR_PREFIX
 from functions.rules import COUNT_BOTS_ENV, MAX_WINDOW_MINUTES, VISITOR_KEY_ENV, WINDOW_MINUTES_ENV
 
@@ -60,27 +64,47 @@ class FunctionSpec:
     handler: str
     """Dotted path to the handler, ``module.function``, relative to the code archive's root."""
     grants: tuple[Grant, ...]
-    """Exactly the (action, key pattern) pairs its handler uses; the role allows these pairs and no others."""
+    """Exactly the (action, key pattern) pairs its handler uses with every setting; the role allows these pairs
+    (and ``window_grants`` when they apply) and no others."""
     uses_templates: bool
     """Whether it renders pages: only those get the Jinja2 layer."""
+    window_grants: tuple[Grant, ...] = ()
+    """The pairs it uses only when the stack has a unique-visitor window (``uniqueVisitorWindowMinutes`` above 0):
+    granted then, and only then."""
+
+    @property
+    def all_grants(self) -> tuple[Grant, ...]:
+        """Every pair it may use under some settings: ``grants`` and ``window_grants``."""
+        return self.grants + self.window_grants
+
+    def table_grants(self, settings: Settings) -> tuple[Grant, ...]:
+        """The pairs its role allows on a stack with ``settings``."""
+        return self.grants + (self.window_grants if settings.unique_visitor_window_minutes > 0 else ())
 
     @property
     def actions(self) -> tuple[str, ...]:
-        """The distinct table actions of ``grants``, in order."""
-        return tuple(dict.fromkeys(grant.action for grant in self.grants))
-
-    def key_patterns(self, action: str) -> tuple[str, ...]:
-        """The key patterns ``action`` is granted on."""
-        return tuple(dict.fromkeys(grant.key_pattern for grant in self.grants if grant.action == action))
+        """The distinct table actions of ``all_grants``, in order."""
+        return grant_actions(self.all_grants)
 
     def pairs(self) -> frozenset[tuple[str, str]]:
-        """The exact (action, key pattern) pairs the role allows."""
-        return frozenset(self.grants)
+        """Every (action, key pattern) pair it may use under some settings."""
+        return frozenset(self.all_grants)
 
     @property
     def counts_visits(self) -> bool:
-        """Whether it may write unique-visitor markers: only such functions get the visitor key."""
-        return VISITOR_GRANT in self.grants
+        """Whether it counts visits: it may write unique-visitor markers, so only such functions get the visitor key,
+        and its log line for a counted visit feeds the visits metric (``components.alarms``)."""
+        return VISITOR_GRANT in self.window_grants
+
+
+def grant_actions(grants: Sequence[Grant]) -> tuple[str, ...]:
+    """The distinct actions of ``grants``, in order."""
+    return tuple(dict.fromkeys(grant.action for grant in grants))
+
+
+def grant_key_patterns(grants: Sequence[Grant], action: str) -> tuple[str, ...]:
+    """The key patterns ``action`` is granted on in ``grants``."""
+    return tuple(dict.fromkeys(grant.key_pattern for grant in grants if grant.action == action))
 
 
 HEAD_METHOD = "HEAD"
@@ -119,9 +143,9 @@ COUNTING_GRANTS = (
     Grant("dynamodb:UpdateItem", TAG_KEYS),
     # A HEAD, a bot or a repeat visitor reads the tag instead (functions.counting).
     Grant("dynamodb:GetItem", TAG_KEYS),
-    VISITOR_GRANT,
 )
-"""What every counting route's function uses: the rules of ``functions.counting``."""
+"""What every counting route's function uses: the rules of ``functions.counting``; with a unique-visitor window,
+``VISITOR_GRANT`` too (its ``window_grants``)."""
 
 HOME = FunctionSpec(
     name=links.HOME,
@@ -134,6 +158,7 @@ VISIT = FunctionSpec(
     handler="functions.visit.handler",
     grants=COUNTING_GRANTS,
     uses_templates=True,
+    window_grants=(VISITOR_GRANT,),
 )
 COUNT = FunctionSpec(
     name=links.COUNT,
@@ -147,6 +172,7 @@ VISIT_BADGE = FunctionSpec(
     handler="functions.visit_badge.handler",
     grants=COUNTING_GRANTS,
     uses_templates=True,
+    window_grants=(VISITOR_GRANT,),
 )
 COUNT_BADGE = FunctionSpec(
     name=links.COUNT_BADGE,
@@ -223,10 +249,20 @@ MIN_PROCESSOR_TIMEOUT_SECONDS = 10
 """Twice the stream processor's 5 s write safety margin (``functions.stream_processor.SAFETY_MARGIN_MS``)."""
 
 GATEWAY_HOME_HREF = "/$context.stage/"
-"""The home link of the pages API Gateway itself serves (404, its 5xx, throttling). They cannot know the depth of the
-path they answer, so the link is absolute: the stage's root on the default endpoint
+"""The home link of the pages API Gateway itself serves (404, its 5xx, throttling) on the default endpoint. They
+cannot know the depth of the path they answer, so the link is absolute: the stage's root
 (``https://<id>.execute-api.<region>.amazonaws.com/<stage>/``), API Gateway substituting ``$context.stage`` when it
-answers. Behind a custom domain with a base path mapping it would need that base path instead."""
+answers. With a custom domain they link to the site's URL there instead (``gateway_home_href``)."""
+
+EMAIL_PATTERN = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;.]+$")
+DOMAIN_PATTERN = re.compile(
+    r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$"
+)
+"""A lower-case DNS name of two labels or more, its last one (the top-level domain) starting with a letter."""
+CERTIFICATE_ARN_PATTERN = re.compile(r"^arn:aws[a-z-]*:acm:([a-z0-9-]+):[0-9]{12}:certificate/[A-Za-z0-9-]+$")
+HOSTED_ZONE_PATTERN = re.compile(r"^Z[A-Z0-9]{1,31}$")
+BASE_PATH_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+TOPIC_ARN_PATTERN = re.compile(r"^arn:aws[a-z-]*:sns:([a-z0-9-]+):[0-9]{12}:[A-Za-z0-9_-]{1,256}$")
 
 EXAMPLE_TAGS = ("hello", "serverless", "café")
 
@@ -262,6 +298,31 @@ class Settings:
     """Count self-identified bots too (``functions.bots``); off: they see the count without adding to it."""
     unique_visitor_window_minutes: int = 0
     """Within this many minutes one visitor counts once per tag (``functions.visitors``); 0: every load counts."""
+    domain_name: str = ""
+    """The site's own address (``counter.example.com``): an API Gateway custom domain (Regional, TLS 1.2) whose
+    root, or ``basePath``, maps to the stage. Needs ``certificateArn`` or ``hostedZoneId``."""
+    certificate_arn: str = ""
+    """An ACM certificate for ``domainName`` the owner already has, in the stack's region (DNS is then the owner's)."""
+    hosted_zone_id: str = ""
+    """A Route 53 hosted zone holding ``domainName``: the program requests the certificate, validates it by DNS in
+    this zone and creates the domain's alias record there."""
+    base_path: str = ""
+    """The path under ``domainName`` the site lives at (``counter`` -> ``https://<domain>/counter/``); empty: the
+    domain's root."""
+    disable_execute_api_endpoint: bool = False
+    """Turn the default ``execute-api`` address off once every badge points at ``domainName``."""
+    alarm_email: tuple[str, ...] = ()
+    """Addresses the alarms notify (one, or several separated by commas): an SNS topic with one email subscription
+    each, which each address must confirm."""
+    alarm_topic_arn: str = ""
+    """An existing SNS topic (in the stack's region) the alarms notify instead of ``alarmEmail``."""
+
+    @property
+    def site_url(self) -> str | None:
+        """The site's URL on ``domainName`` (``https://<domain>/[<basePath>/]``), ``None`` without a domain."""
+        if not self.domain_name:
+            return None
+        return f"https://{self.domain_name}/" + (f"{self.base_path}/" if self.base_path else "")
 
     @classmethod
     def config_key(cls, field_name: str) -> str:
@@ -332,6 +393,86 @@ class Settings:
             raise ValueError(
                 f"uniqueVisitorWindowMinutes must be between 0 (off) and {MAX_WINDOW_MINUTES} (a week)"
             )
+        self._validate_domain()
+        self._validate_notifications()
+
+    def _validate_domain(self) -> None:
+        if not self.domain_name:
+            for key, value in (
+                ("certificateArn", self.certificate_arn),
+                ("hostedZoneId", self.hosted_zone_id),
+                ("basePath", self.base_path),
+                ("disableExecuteApiEndpoint", self.disable_execute_api_endpoint),
+            ):
+                if value:
+                    raise ValueError(f"{key} is set but domainName is not: set domainName too, or unset {key}")
+            return
+        if not DOMAIN_PATTERN.match(self.domain_name):
+            raise ValueError(
+                f"domainName must be a DNS name in lower case, such as counter.example.com (no scheme, path or "
+                f"wildcard), got {self.domain_name!r}"
+            )
+        if self.certificate_arn and self.hosted_zone_id:
+            raise ValueError(
+                "certificateArn and hostedZoneId exclude each other: certificateArn uses a certificate you have (you "
+                "point DNS at the domain), hostedZoneId has the program request one and create the DNS records"
+            )
+        if not self.certificate_arn and not self.hosted_zone_id:
+            raise ValueError(
+                "domainName needs certificateArn (an ACM certificate for it in the stack's region) or hostedZoneId "
+                "(the Route 53 zone holding it, where the program validates a new certificate)"
+            )
+        if self.certificate_arn and not CERTIFICATE_ARN_PATTERN.match(self.certificate_arn):
+            raise ValueError(
+                "certificateArn must be an ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<id>), "
+                f"got {self.certificate_arn!r}"
+            )
+        if self.hosted_zone_id and not HOSTED_ZONE_PATTERN.match(self.hosted_zone_id):
+            raise ValueError(
+                f"hostedZoneId must be a Route 53 zone id such as Z0123456789ABCDEFGHIJ, got {self.hosted_zone_id!r}"
+            )
+        if self.base_path and not BASE_PATH_PATTERN.match(self.base_path):
+            raise ValueError(
+                "basePath must be one path segment of letters, digits, '.', '_' and '-' (no '/'), or empty for the "
+                f"domain's root, got {self.base_path!r}"
+            )
+
+    def _validate_notifications(self) -> None:
+        if self.alarm_email and self.alarm_topic_arn:
+            raise ValueError(
+                "alarmEmail and alarmTopicArn exclude each other: alarmEmail creates a topic for those addresses, "
+                "alarmTopicArn uses a topic you have (subscribe the addresses to it instead)"
+            )
+        for address in self.alarm_email:
+            if not EMAIL_PATTERN.match(address):
+                raise ValueError(f"alarmEmail must hold email addresses separated by commas, got {address!r}")
+        if len(set(self.alarm_email)) != len(self.alarm_email):
+            raise ValueError("alarmEmail lists an address twice")
+        if self.alarm_topic_arn and not TOPIC_ARN_PATTERN.match(self.alarm_topic_arn):
+            raise ValueError(
+                "alarmTopicArn must be an SNS topic ARN (arn:aws:sns:<region>:<account>:<name>), "
+                f"got {self.alarm_topic_arn!r}"
+            )
+
+    def check_region(self, region: str) -> None:
+        """Raise ``ValueError`` naming the key when a certificate or topic is in another region than the stack's:
+        a Regional custom domain needs a certificate of its own region, and CloudWatch alarms notify only topics in
+        theirs."""
+        for key, value, pattern in (
+            ("certificateArn", self.certificate_arn, CERTIFICATE_ARN_PATTERN),
+            ("alarmTopicArn", self.alarm_topic_arn, TOPIC_ARN_PATTERN),
+        ):
+            found = pattern.match(value) if value else None
+            if found and found.group(1) != region:
+                raise ValueError(
+                    f"{key} is in {found.group(1)}, but the stack deploys to {region}: use one in {region}"
+                )
+
+
+def gateway_home_href(settings: Settings) -> str:
+    """The home link of the gateway's own pages: the site on its domain when it has one (the same link from either
+    address), else the stage's root on the default endpoint (``GATEWAY_HOME_HREF``)."""
+    return settings.site_url or GATEWAY_HOME_HREF
 
 
 def route_paths(routes: Sequence[Route] | None = None) -> dict[str, str]:
@@ -360,6 +501,8 @@ def function_environment(settings: Settings, routes: Sequence[Route] | None = No
         links.ROUTE_PATHS_ENV: json.dumps(route_paths(routes), separators=(",", ":")),
         # The count page says how soon the site-wide total includes a visit: the mapping's window, and then some.
         STREAM_BATCHING_WINDOW_ENV: str(settings.stream_batching_window_seconds),
+        # With a domain, the snippets a page offers point there even when it was reached at the execute-api address.
+        **({links.SITE_URL_ENV: settings.site_url} if settings.site_url else {}),
     }
 
 
@@ -375,6 +518,8 @@ def visitor_key_environment(settings: Settings, visitor_key: Any) -> dict[str, A
 
 
 def _parse(key: str, raw: Any, kind: type) -> Any:
+    if kind is tuple:
+        return _parse_list(raw)
     if isinstance(raw, kind) and not (kind is int and isinstance(raw, bool)):
         return raw
     text = str(raw).strip()
@@ -387,6 +532,17 @@ def _parse(key: str, raw: Any, kind: type) -> Any:
     except ValueError:
         raise ValueError(f"config {CONFIG_NAMESPACE}:{key} must be {_KIND_NAMES.get(kind, kind.__name__)}, "
                          f"got {raw!r}") from None
+
+
+def _parse_list(raw: Any) -> tuple[str, ...]:
+    """A list setting: a YAML or JSON list (``pulumi config set --path 'key[0]'``), or text separated by commas."""
+    if isinstance(raw, str) and raw.strip().startswith("["):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            pass
+    items = raw if isinstance(raw, (list, tuple)) else str(raw).split(",")
+    return tuple(text for text in (str(item).strip() for item in items) if text)
 
 
 _KIND_NAMES = {int: "a whole number", float: "a number", bool: "true or false", str: "text"}

@@ -1,5 +1,5 @@
 """CloudWatch alarms: a function failing, the site answering 5xx, the stream processor stalled or behind, records
-given up on or skipped."""
+given up on or skipped; and the stack's own metrics they read, counted from the functions' log lines."""
 
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ import definition
 
 MALFORMED_RECORDS_METRIC = "MalformedStreamRecords"
 """The metric the processor's log group counts skipped malformed records under (namespace ``metric_namespace``)."""
+COUNTED_VISITS_METRIC = "CountedVisits"
+"""The metric the counting functions' log groups count counted visits under (namespace ``metric_namespace``): one
+per visit the table holds, never a repeat visitor, a bot, a ``HEAD`` or an owner's command."""
 STALLED_AGE_MS = definition.STREAM_RETENTION_MS
 """What the iterator-age alarm reads when the table was written but the processor never ran: the stream's whole
 24-hour retention, above any threshold the settings accept."""
@@ -23,11 +26,19 @@ def malformed_record_pattern() -> str:
     return f'{{ $.message = "{definition.MALFORMED_RECORD_MESSAGE}" }}'
 
 
-def stalled_expression(writes: str, age: str) -> str:
+def counted_visit_pattern() -> str:
+    """The metric filter pattern matching a counting function's JSON log line for a counted visit."""
+    return f'{{ $.message = "{definition.VISIT_COUNTED_MESSAGE}" }}'
+
+
+def stalled_expression(visits: str, age: str) -> str:
     """Metric math for the iterator-age alarm: the processor's IteratorAge, or ``STALLED_AGE_MS`` in a period in
-    which the table was written and the processor reported no age at all (its poller stopped, its mapping is gone
-    or disabled). A quiet period, without writes and without invocations, reads 0: no visit is no failure."""
-    return f"IF(FILL({age}, -1) < 0 AND FILL({writes}, 0) > 0, {STALLED_AGE_MS}, FILL({age}, 0))"
+    which visits were counted and the processor reported no age at all (its poller stopped, its mapping is gone
+    or disabled). A quiet period, without visits and without invocations, reads 0: no visit is no failure.
+
+    Counted visits, not the table's write units: every counted visit is a stream record the processor must read,
+    while a repeat visitor's failed marker write or an owner's command consumes write units and may bring none."""
+    return f"IF(FILL({age}, -1) < 0 AND FILL({visits}, 0) > 0, {STALLED_AGE_MS}, FILL({age}, 0))"
 
 
 def metric_query(
@@ -37,7 +48,7 @@ def metric_query(
     return aws.cloudwatch.MetricAlarmMetricQueryArgs(
         id=query_id,
         metric=aws.cloudwatch.MetricAlarmMetricQueryMetricArgs(
-            namespace=namespace, metric_name=metric_name, dimensions=dict(dimensions), stat=stat, period=period
+            namespace=namespace, metric_name=metric_name, dimensions=dict(dimensions) or None, stat=stat, period=period
         ),
         return_data=False,
     )
@@ -53,8 +64,10 @@ class AlarmsArgs:
     """The stream processor, whose IteratorAge says how far behind the stream it is."""
     processor_log_group_name: pulumi.Input[str]
     """The processor's log group, where a skipped malformed record is logged."""
-    table_name: pulumi.Input[str]
-    """The table whose writes the processor must follow (a write and no processor run is a stalled poller)."""
+    counting_log_group_names: Mapping[str, pulumi.Input[str]]
+    """The log group of each function that counts visits (``FunctionSpec.counts_visits``), by ``FunctionSpec.name``:
+    their counted-visit lines are the visits metric, which the processor must follow (visits and no processor run
+    is a stalled poller)."""
     on_failure_queue_name: pulumi.Input[str]
     """Any message there is a stream record that was never applied."""
     rest_api_name: pulumi.Input[str]
@@ -66,7 +79,8 @@ class AlarmsArgs:
     iterator_age_threshold_ms: int = 60_000
     period_seconds: int = 300
     alarm_actions: Sequence[pulumi.Input[str]] = field(default_factory=list)
-    """Where to send alarms (e.g. an SNS topic ARN); none by default, the alarms still show in the console."""
+    """Where every alarm notifies, when it goes into ALARM and when it is back to OK (an SNS topic ARN); none by
+    default, the alarms then only show in the console."""
 
 
 class Alarms(pulumi.ComponentResource):
@@ -83,7 +97,24 @@ class Alarms(pulumi.ComponentResource):
             # No traffic is not a failure.
             "treat_missing_data": "notBreaching",
             "alarm_actions": list(args.alarm_actions),
+            "ok_actions": list(args.alarm_actions),
         }
+        # Each counted visit is one log line of the function that counted it; every counting function's lines add to
+        # one metric.
+        self.visit_filters: dict[str, aws.cloudwatch.LogMetricFilter] = {}
+        for function, log_group_name in sorted(args.counting_log_group_names.items()):
+            self.visit_filters[function] = aws.cloudwatch.LogMetricFilter(
+                f"{name}-{function}-counted-visits-filter",
+                log_group_name=log_group_name,
+                pattern=counted_visit_pattern(),
+                metric_transformation=aws.cloudwatch.LogMetricFilterMetricTransformationArgs(
+                    name=COUNTED_VISITS_METRIC,
+                    namespace=args.metric_namespace,
+                    value="1",
+                    unit="Count",
+                ),
+                opts=child,
+            )
         self.function_errors: dict[str, aws.cloudwatch.MetricAlarm] = {}
         for function, function_name in sorted(args.function_names.items()):
             self.function_errors[function] = aws.cloudwatch.MetricAlarm(
@@ -113,28 +144,28 @@ class Alarms(pulumi.ComponentResource):
         self.iterator_age = aws.cloudwatch.MetricAlarm(
             f"{name}-stream-iterator-age",
             alarm_description=f"{definition.PROJECT}: the stream processor is falling behind the table's stream, "
-            "or stopped reading it while the table is written",
+            "or stopped reading it while visits are counted",
             metric_queries=[
                 metric_query("age", "AWS/Lambda", "IteratorAge", {"FunctionName": args.processor_function_name},
                              "Maximum", period),
-                metric_query("writes", "AWS/DynamoDB", "ConsumedWriteCapacityUnits", {"TableName": args.table_name},
-                             "Sum", period),
+                metric_query("visits", args.metric_namespace, COUNTED_VISITS_METRIC, {}, "Sum", period),
                 aws.cloudwatch.MetricAlarmMetricQueryArgs(
                     id="behind",
-                    expression=stalled_expression("writes", "age"),
+                    expression=stalled_expression("visits", "age"),
                     label="Stream processor iterator age (24 h when stalled)",
                     return_data=True,
                 ),
             ],
             threshold=args.iterator_age_threshold_ms,
             comparison_operator="GreaterThanThreshold",
-            # Two periods in a row: a write at the very end of one period is read by the processor in the next.
+            # Two periods in a row: a visit at the very end of one period is read by the processor in the next.
             evaluation_periods=2,
             datapoints_to_alarm=2,
             # No data at all means the metrics themselves are gone: that is a failure too.
             treat_missing_data="breaching",
             alarm_actions=list(args.alarm_actions),
-            opts=child,
+            ok_actions=list(args.alarm_actions),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.visit_filters.values())),
         )
         self.on_failure_messages = aws.cloudwatch.MetricAlarm(
             f"{name}-stream-on-failure-messages",
@@ -171,6 +202,14 @@ class Alarms(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.malformed_filter]),
             **common,
         )
+        self.all: list[aws.cloudwatch.MetricAlarm] = [
+            *self.function_errors.values(),
+            self.server_errors,
+            self.iterator_age,
+            self.on_failure_messages,
+            self.malformed_records,
+        ]
+        """Every alarm of the stack."""
         self.register_outputs(
             {
                 "function_error_alarms": {k: v.arn for k, v in self.function_errors.items()},

@@ -47,6 +47,9 @@ BUILD_DIR = definition.ROOT / "build"
 ZIP_TIMESTAMP = (1980, 1, 1, 0, 0, 0)
 FILE_MODE = 0o100644  # a regular file, rw-r--r--
 LAYER_IMPLEMENTATION = "cp"
+LAYER_LAYOUT = "packages-only"
+"""How the layer's tree is shaped after pip (``drop_console_scripts``), part of its cache key: a layer cached before
+the shape changed is built again, not reused."""
 _SKIPPED_DIRECTORIES = frozenset({"__pycache__"})
 
 TARGET_CACHE_TAG = "cpython-" + definition.LAYER_PYTHON_VERSION.replace(".", "")
@@ -311,7 +314,13 @@ def layer_cache_key(requirements: Path = definition.LAYER_REQUIREMENTS) -> str:
     bytecode compiler."""
     digest = hashlib.sha256()
     digest.update(requirements.read_bytes())
-    parts = (definition.LAYER_PLATFORM, definition.LAYER_PYTHON_VERSION, LAYER_IMPLEMENTATION, compiler_key())
+    parts = (
+        definition.LAYER_PLATFORM,
+        definition.LAYER_PYTHON_VERSION,
+        LAYER_IMPLEMENTATION,
+        LAYER_LAYOUT,
+        compiler_key(),
+    )
     for part in parts:
         digest.update(b"\0" + part.encode())
     return digest.hexdigest()[:20]
@@ -331,6 +340,22 @@ def pip_install_command(target: Path, requirements: Path = definition.LAYER_REQU
         "--no-compile",
         "-r", str(requirements),
     ]  # fmt: skip
+
+
+def drop_console_scripts(site: Path) -> None:
+    """Remove what ``pip install --target`` writes outside the packages: the console scripts in ``site/bin`` and
+    their lines in each ``RECORD``.
+
+    A script's shebang names the Python that ran pip (a path on the building machine), and its ``RECORD`` line that
+    script's hash: both differ from machine to machine, and nothing in Lambda runs them. Every other ``RECORD`` line
+    names a file inside ``site``, relative to it.
+    """
+    shutil.rmtree(site / "bin", ignore_errors=True)
+    for record in sorted(site.glob("*.dist-info/RECORD")):
+        lines = record.read_text(encoding="utf-8").splitlines(keepends=True)
+        kept = [line for line in lines if not line.startswith("../")]
+        if kept != lines:
+            record.write_text("".join(kept), encoding="utf-8")
 
 
 class LayerBuildError(RuntimeError):
@@ -354,6 +379,7 @@ def build_layer(cache_dir: Path = BUILD_DIR / "layer", requirements: Path = defi
                 f"python{definition.LAYER_PYTHON_VERSION}"
             ),
         )
+        drop_console_scripts(tree / "python")
         compile_tree(tree, LAYER_ROOT)
         files = _tree_files(tree / "python", None, bytecode=True)
         entries = [(path.relative_to(tree).as_posix(), path) for path in files]

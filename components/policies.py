@@ -43,22 +43,23 @@ def statement(
     return body
 
 
-def table_statements(spec: definition.FunctionSpec, table_arn: pulumi.Input[str]) -> list[dict[str, Any]]:
-    """Exactly the (action, key pattern) pairs of ``spec.grants``: one statement per action, naming only the key
-    patterns granted with that action.
+def table_statements(grants: Sequence[definition.Grant], table_arn: pulumi.Input[str]) -> list[dict[str, Any]]:
+    """Exactly the (action, key pattern) pairs of ``grants`` (``FunctionSpec.table_grants``): one statement per
+    action, naming only the key patterns granted with that action.
 
     One statement per action rather than per pair: a request with several keys (``BatchGetItem`` of a tag and the
     total) is allowed only if one statement's patterns cover every key in it (``ForAllValues``).
     """
     statements = []
-    for action in spec.actions:
+    for action in definition.grant_actions(grants):
+        patterns = list(definition.grant_key_patterns(grants, action))
         statements.append(
             statement(
                 "Table" + action.split(":", 1)[1],
                 (action,),
                 [table_arn],
                 # ForAllValues: every partition key in the request must match one of the patterns.
-                {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(spec.key_patterns(action))}},
+                {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": patterns}},
             )
         )
     return statements

@@ -121,6 +121,12 @@ def path_slug(path: str) -> str:
     return "-".join(f"by-{s[1:-1]}" if s.startswith("{") and s.endswith("}") else s for s in segments)
 
 
+def permission_path(path: str) -> str:
+    """A route's path as a permission's source ARN names it: each ``{param}`` a ``*``, as AWS's own tools write it
+    (``/tags/{tag}/badge.svg`` -> ``/tags/*/badge.svg``)."""
+    return "/" + "/".join("*" if s.startswith("{") and s.endswith("}") else s for s in path_segments(path))
+
+
 def path_parameters(path: str) -> list[str]:
     """The ``{param}`` names of a path, in order."""
     return [s[1:-1] for s in path_segments(path) if s.startswith("{") and s.endswith("}")]
@@ -131,6 +137,7 @@ def openapi_document(
     invoke_arns: Mapping[str, str],
     responses: Sequence[GatewayResponseSpec],
     description: str = "",
+    title: str = definition.PROJECT,
 ) -> dict[str, Any]:
     """The whole REST API as one OpenAPI 3.0 document, with API Gateway's extensions.
 
@@ -172,7 +179,7 @@ def openapi_document(
         gateway[spec.response_type] = response
     return {
         "openapi": OPENAPI_VERSION,
-        "info": {"title": definition.PROJECT, "description": description, "version": "1.0"},
+        "info": {"title": title, "description": description, "version": "1.0"},
         "paths": paths,
         "x-amazon-apigateway-gateway-responses": gateway,
     }
@@ -194,6 +201,9 @@ class RestApiArgs:
 
     routes: Sequence[definition.Route]
     """Usually ``definition.ROUTES``."""
+    api_name: str
+    """The API's name, and its document's ``info.title``: one string, so an import never renames the API (and the
+    ``ApiName`` dimension of its metrics never changes)."""
     functions: Mapping[str, aws.lambda_.Function]
     """The deployed function for each ``FunctionSpec.name`` the routes use."""
     not_found_page: str
@@ -210,6 +220,8 @@ class RestApiArgs:
     throttle_rate_limit: float = 50.0
     """Steady requests per second across the stage."""
     throttle_burst_limit: int = 100
+    disable_execute_api_endpoint: bool = False
+    """Refuse requests at the default ``execute-api`` address (only with a custom domain mapped to the stage)."""
 
 
 class RestApi(pulumi.ComponentResource):
@@ -244,13 +256,19 @@ class RestApi(pulumi.ComponentResource):
         used = sorted({route.function.name for route in args.routes})
         # Only a document is computed inside the apply; every resource is declared out here.
         self.body = pulumi.Output.all(**{n: args.functions[n].invoke_arn for n in used}).apply(
-            lambda arns: document_text(openapi_document(args.routes, arns, response_specs, description))
+            lambda arns: document_text(
+                openapi_document(args.routes, arns, response_specs, description, title=args.api_name)
+            )
         )
         self.definition_hash = self.body.apply(document_hash)
 
         self.api = aws.apigateway.RestApi(
             f"{name}-api",
+            # Without a name the import applies info.title and the provider patches its own name back right after:
+            # the name (a metric dimension) would change for a moment on every document change.
+            name=args.api_name,
             description=description,
+            disable_execute_api_endpoint=args.disable_execute_api_endpoint,
             endpoint_configuration=aws.apigateway.RestApiEndpointConfigurationArgs(types="REGIONAL"),
             body=self.body,
             # The document is the whole API: a route or gateway response it no longer holds is removed, not kept
@@ -271,7 +289,9 @@ class RestApi(pulumi.ComponentResource):
                     action="lambda:InvokeFunction",
                     function=function.name,
                     principal="apigateway.amazonaws.com",
-                    source_arn=pulumi.Output.concat(self.api.execution_arn, "/*/", method, route.path),
+                    source_arn=pulumi.Output.concat(
+                        self.api.execution_arn, "/*/", method, permission_path(route.path)
+                    ),
                     opts=child,
                 )
 
@@ -282,7 +302,11 @@ class RestApi(pulumi.ComponentResource):
             # A deployment is a snapshot of the API taken when it is created; the API itself is updated from the
             # document first (the Deployment depends on it), so a new snapshot holds exactly the new document.
             # Pulumi creates the replacement before deleting the old one: the stage always has a live deployment.
-            triggers={"document": self.definition_hash},
+            # Turning the default endpoint off or on takes effect only in a new deployment (AWS docs).
+            triggers={
+                "document": self.definition_hash,
+                "executeApiEndpoint": "disabled" if args.disable_execute_api_endpoint else "enabled",
+            },
             opts=pulumi.ResourceOptions(parent=self, replace_on_changes=["triggers"], delete_before_replace=False),
         )
         self.stage = aws.apigateway.Stage(

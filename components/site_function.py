@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
@@ -33,6 +33,8 @@ class SiteFunctionArgs:
     """The Jinja2 layer; attached only when ``spec.uses_templates`` (and then required)."""
     environment: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     """Further environment variables (``definition.function_environment``): the settings the code reads."""
+    grants: Sequence[definition.Grant] | None = None
+    """The table pairs its role allows (``spec.table_grants(settings)``); ``None``: ``spec.grants``."""
 
 
 class SiteFunction(pulumi.ComponentResource):
@@ -67,7 +69,7 @@ class SiteFunction(pulumi.ComponentResource):
             f"{name}-policy",
             role=self.role.id,
             policy=policies.policy_document(
-                *policies.table_statements(spec, args.table_arn),
+                *policies.table_statements(spec.grants if args.grants is None else args.grants, args.table_arn),
                 policies.log_statement(self.log_group.arn),
             ),
             opts=child,

@@ -66,6 +66,7 @@ class StreamProcessor(pulumi.ComponentResource):
                 timeout_seconds=settings.processor_timeout_seconds,
                 log_retention_days=settings.log_retention_days,
                 environment=definition.function_environment(settings),
+                grants=args.spec.table_grants(settings),
             ),
             opts=child,
         )
@@ -106,9 +107,9 @@ class StreamProcessor(pulumi.ComponentResource):
                 parent=self,
                 # Lambda checks the role can read the stream and write the queue when the mapping is created.
                 depends_on=[self.stream_policy, self.site_function.policy, self.site_function.function],
-                # A changed starting position (or stream, or function) replaces the mapping. Created before the old
-                # one is deleted, two mappings would feed the total from one stream for a while, counting visits
-                # twice; so the old one goes first. The new one starts from its starting position: reconcile the
+                # A changed starting position or stream replaces the mapping (a changed function alone updates it in
+                # place). Created before the old one is deleted, two mappings would feed the total from one stream
+                # for a while, counting visits twice; so the old one goes first. The new one starts from its starting position: reconcile the
                 # total afterwards (README, "Operating it").
                 delete_before_replace=True,
             ),

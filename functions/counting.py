@@ -9,17 +9,20 @@ here once. In order:
    marker's failed conditional write, then one read;
 3. otherwise one visit is added (the window's marker first, when there is a window).
 The source address and User-Agent come from ``requestContext.identity``, as API Gateway fills it; they are used
-here and never stored, logged or returned.
+here and never stored, logged or returned. Each counted visit logs one line, ``VISIT_COUNTED_MESSAGE`` with its
+tag: the stack's visits metric counts those lines.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from functions import rules, visitors
 from functions.bots import is_bot
+from functions.log import VISIT_COUNTED_MESSAGE, get_logger, log_event
 from functions.store import get_store
 from functions.web import Request
 
@@ -29,6 +32,8 @@ BOT = "bot"
 """``Visit.reason`` for a request whose User-Agent says it is a bot."""
 REPEAT = "repeat"
 """``Visit.reason`` for a visitor already counted for this tag within the window."""
+
+_logger = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -85,4 +90,6 @@ def count_visit(request: Request, tag: str) -> Visit:
         if not visitors.claim(store.client, store.table_name, digest, minutes):
             return _shown(tag, REPEAT, minutes)
     counts = store.record_visit(tag)
+    # Only once the visit is written: the metric counts visits the table holds (and the stream will carry).
+    log_event(_logger, logging.INFO, VISIT_COUNTED_MESSAGE, tag=tag)
     return Visit(tag, counts.visits, counted=True, today=counts.today, window_minutes=minutes)

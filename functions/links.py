@@ -17,6 +17,10 @@ from urllib.parse import quote
 
 ROUTE_PATHS_ENV = "ROUTE_PATHS"
 """The environment variable holding ``{"<route name>": "<path template>", ...}``."""
+SITE_URL_ENV = "SITE_URL"
+"""The site's URL on its custom domain (``https://<domain>/[<base path>/]``), set only when the stack has one: the
+absolute links a page offers for pasting (``web.Request.absolute_link``) then use it, from whichever address the page
+was reached."""
 
 # The route names: the names of the functions serving them (``definition.FunctionSpec.name``).
 HOME = "home"

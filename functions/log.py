@@ -14,6 +14,10 @@ import traceback
 from datetime import datetime, timezone
 from typing import Any
 
+VISIT_COUNTED_MESSAGE = "visit counted"
+"""The one log line of a counted visit (``functions.counting``). The stack counts these lines into its visits metric
+(``components.alarms``); nothing else is logged with this message."""
+
 # LogRecord's own attributes: never copied into the JSON object, never usable as field names.
 _RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "aws_request_id"}
 

@@ -254,8 +254,12 @@ class Request:
 
         The host is the request's ``Host`` (API Gateway's own domain or the custom domain; the local site's
         address with its port), else ``requestContext.domainName``; the scheme is ``X-Forwarded-Proto``,
-        which API Gateway always sets (https).
+        which API Gateway always sets (https). A stack with a custom domain says its URL there
+        (``links.SITE_URL_ENV``), and that is used instead: snippets pasted from any address point at the domain.
         """
+        configured = os.environ.get(links.SITE_URL_ENV)
+        if configured:
+            return configured
         context = self.event.get("requestContext") or {}
         host = self.header("Host") or ""
         if not _HOST.match(host):

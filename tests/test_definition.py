@@ -111,6 +111,12 @@ def test_only_counting_functions_may_write_visitor_markers() -> None:
         assert writes_markers is spec.counts_visits
     assert ("dynamodb:PutItem", "tag#*") not in definition.VISIT.pairs()
     assert ("dynamodb:PutItem", "visitor#*") in definition.VISIT.pairs()
+    # Granted only when the stack has a window.
+    for spec in definition.FUNCTIONS:
+        assert definition.VISITOR_GRANT not in spec.table_grants(Settings())
+        assert (definition.VISITOR_GRANT in spec.table_grants(Settings(unique_visitor_window_minutes=1))) is (
+            spec.counts_visits
+        )
 def test_the_functions_get_the_route_table_for_their_links() -> None:
     import json
 
@@ -120,7 +126,7 @@ def test_the_functions_get_the_route_table_for_their_links() -> None:
     table = json.loads(environment[links.ROUTE_PATHS_ENV])
     assert table == {route.name: route.path for route in definition.ROUTES}
     # Every route name the functions link to is one the definition serves.
-    names = {v for n, v in vars(links).items() if n.isupper() and n[0] != "_" and n != "ROUTE_PATHS_ENV"}
+    names = {v for n, v in vars(links).items() if n.isupper() and n[0] != "_" and not n.endswith("_ENV")}
     assert names <= set(table)
     # Another route table (the local site's, a test's) reaches the functions the same way; HEAD routes are not links.
     other = definition.ROUTES + (
@@ -128,3 +134,83 @@ def test_the_functions_get_the_route_table_for_their_links() -> None:
         definition.Route("/tags/{tag}", definition.VISIT, method="HEAD"),
     )
     assert json.loads(definition.function_environment(definition.Settings(), other)[links.ROUTE_PATHS_ENV]) == table
+
+
+# --- the custom domain and the alarms' notifications ---------------------------------------------------------------
+
+DOMAIN = "counter.example.com"
+CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f-6789-abcd-ef0123456789"
+ZONE = "Z0123456789ABCDEFGHIJ"
+TOPIC = "arn:aws:sns:us-east-1:123456789012:owner-alerts"
+
+
+def test_domain_settings_parse_and_give_the_site_url() -> None:
+    assert Settings().site_url is None and definition.gateway_home_href(Settings()) == "/$context.stage/"
+    parsed = settings_from({"domainName": DOMAIN, "certificateArn": CERTIFICATE})
+    assert parsed.site_url == f"https://{DOMAIN}/" == definition.gateway_home_href(parsed)
+    under = settings_from({"domainName": DOMAIN, "hostedZoneId": ZONE, "basePath": "counter"})
+    assert under.site_url == f"https://{DOMAIN}/counter/"
+    assert definition.function_environment(under)["SITE_URL"] == f"https://{DOMAIN}/counter/"
+    assert "SITE_URL" not in definition.function_environment(Settings())
+    off = settings_from({"domainName": DOMAIN, "certificateArn": CERTIFICATE, "disableExecuteApiEndpoint": "true"})
+    assert off.disable_execute_api_endpoint is True
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "ops@example.com, owner@example.org",
+        '["ops@example.com", "owner@example.org"]',
+        "ops@example.com,owner@example.org,",
+    ],
+)
+def test_alarm_email_takes_one_or_more_addresses(raw: str) -> None:
+    assert settings_from({"alarmEmail": raw}).alarm_email == ("ops@example.com", "owner@example.org")
+
+
+def test_alarm_email_from_a_stack_file_list() -> None:
+    assert Settings.from_config({"alarmEmail": ["ops@example.com"]}.get).alarm_email == ("ops@example.com",)
+    assert settings_from({"alarmEmail": "ops@example.com"}).alarm_email == ("ops@example.com",)
+    assert settings_from({"alarmTopicArn": TOPIC}).alarm_topic_arn == TOPIC
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"certificateArn": CERTIFICATE}, "certificateArn is set but domainName is not"),
+        ({"hostedZoneId": ZONE}, "hostedZoneId is set but domainName is not"),
+        ({"basePath": "counter"}, "basePath is set but domainName is not"),
+        ({"disableExecuteApiEndpoint": "true"}, "disableExecuteApiEndpoint is set but domainName is not"),
+        ({"domainName": DOMAIN}, "domainName needs certificateArn .* or hostedZoneId"),
+        ({"domainName": DOMAIN, "certificateArn": CERTIFICATE, "hostedZoneId": ZONE},
+         "certificateArn and hostedZoneId exclude each other"),
+        ({"domainName": "https://counter.example.com", "hostedZoneId": ZONE}, "domainName must be a DNS name"),
+        ({"domainName": "Counter.Example.com", "hostedZoneId": ZONE}, "domainName must be a DNS name in lower case"),
+        ({"domainName": "*.example.com", "hostedZoneId": ZONE}, "domainName must be a DNS name"),
+        ({"domainName": "localhost", "hostedZoneId": ZONE}, "domainName must be a DNS name"),
+        ({"domainName": DOMAIN, "certificateArn": "arn:aws:iam::123456789012:server-certificate/x"},
+         "certificateArn must be an ACM certificate ARN"),
+        ({"domainName": DOMAIN, "hostedZoneId": "/hostedzone/Z0123"}, "hostedZoneId must be a Route 53 zone id"),
+        ({"domainName": DOMAIN, "hostedZoneId": ZONE, "basePath": "/counter"}, "basePath must be one path segment"),
+        ({"domainName": DOMAIN, "hostedZoneId": ZONE, "basePath": "a/b"}, "basePath must be one path segment"),
+        ({"disableExecuteApiEndpoint": "soon"}, "disableExecuteApiEndpoint must be true or false"),
+        ({"alarmEmail": "ops@example.com", "alarmTopicArn": TOPIC}, "alarmEmail and alarmTopicArn exclude each other"),
+        ({"alarmEmail": "ops at example.com"}, "alarmEmail must hold email addresses"),
+        ({"alarmEmail": "ops@example.com ops2@example.com"}, "alarmEmail must hold email addresses"),
+        ({"alarmEmail": "ops@example.com,ops@example.com"}, "alarmEmail lists an address twice"),
+        ({"alarmTopicArn": "owner-alerts"}, "alarmTopicArn must be an SNS topic ARN"),
+    ],
+)
+def test_missing_or_contradictory_domain_and_alarm_settings_are_named(values: dict[str, str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        settings_from(values)
+
+
+def test_a_certificate_or_topic_of_another_region_is_named() -> None:
+    settings = settings_from({"domainName": DOMAIN, "certificateArn": CERTIFICATE})
+    settings.check_region("us-east-1")
+    with pytest.raises(ValueError, match="certificateArn is in us-east-1, but the stack deploys to eu-west-1"):
+        settings.check_region("eu-west-1")
+    with pytest.raises(ValueError, match="alarmTopicArn is in us-east-1, but the stack deploys to eu-west-1"):
+        settings_from({"alarmTopicArn": TOPIC}).check_region("eu-west-1")
+    Settings().check_region("eu-west-1")

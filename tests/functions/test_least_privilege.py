@@ -24,6 +24,7 @@ from definition import (
     VISIT_BADGE,
     FunctionSpec,
     Grant,
+    Settings,
 )
 from functions import rules
 from functions.store import get_store
@@ -72,16 +73,18 @@ def assert_granted(spec: FunctionSpec, calls: list[Call]) -> None:
         assert any(a == action and fnmatchcase(key, p) for a, p in spec.pairs()), f"{spec.name}: {action} on {key}"
 
 
-def assert_exact_pairs(spec: FunctionSpec, calls: list[Call]) -> None:
-    """Every (action, key) used is granted, and every granted (action, key pattern) is used."""
+def assert_exact_pairs(spec: FunctionSpec, calls: list[Call], settings: Settings | None = None) -> None:
+    """Every (action, key) used is granted, and every granted (action, key pattern) is used: the grants of a stack
+    with ``settings``, or with no settings given every grant the function may have (``all_grants``)."""
+    granted = set(spec.all_grants if settings is None else spec.table_grants(settings))
     pairs = used_pairs(calls)
     assert calls and pairs, f"{spec.name} made no call: the test would prove nothing"
     used = set()
     for action, key in pairs:
-        matching = [grant for grant in spec.grants if grant.action == action and fnmatchcase(key, grant.key_pattern)]
+        matching = [grant for grant in granted if grant.action == action and fnmatchcase(key, grant.key_pattern)]
         assert matching, f"{spec.name} calls {action} on {key!r}, which none of its grants allows"
         used.update(matching)
-    assert used == set(spec.grants), f"{spec.name}: grants never used: {sorted(set(spec.grants) - used)}"
+    assert used == granted, f"{spec.name}: grants never used: {sorted(granted - used)}"
 
 
 BOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
@@ -104,6 +107,8 @@ def test_route_handlers_call_exactly_their_actions(site: Site, monkeypatch: pyte
     assert [call.operation for call in calls] == ["UpdateItem"]
     site.get("/tags/hello", user_agent=BOT)
     assert [call.operation for call in calls][1:] == ["GetItem"]
+    # Without a window the role has no marker grant, and needs none.
+    assert_exact_pairs(VISIT, calls, Settings())
     monkeypatch.setenv(rules.WINDOW_MINUTES_ENV, "30")
     monkeypatch.setenv(rules.VISITOR_KEY_ENV, "test-key")
     site.get("/tags/hello")
@@ -112,6 +117,7 @@ def test_route_handlers_call_exactly_their_actions(site: Site, monkeypatch: pyte
     site.get("/tags/hello", method="HEAD")  # a HEAD reads the tag instead of counting
     assert [call.operation for call in calls][6:] == ["GetItem"]
     assert_exact_pairs(VISIT, calls)
+    assert_exact_pairs(VISIT, calls, Settings(unique_visitor_window_minutes=30))
 
     # The counting badge follows the same rule (the window is still on here; a tag this visitor has not seen).
     calls.clear()

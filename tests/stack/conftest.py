@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import runpy
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -87,6 +88,35 @@ def computed_outputs(typ: str, name: str, inputs: dict[str, Any], salt: str = ""
         return {"result": {rpc._special_sig_key: rpc._special_secret_sig, "value": MOCK_VISITOR_KEY}}
     if typ == "aws:cloudwatch/metricAlarm:MetricAlarm":
         return {"name": physical, "arn": arn_prefix.format("cloudwatch") + f"alarm:{physical}"}
+    if typ == "aws:cloudwatch/dashboard:Dashboard":
+        return {"dashboardArn": f"arn:aws:cloudwatch::{ACCOUNT}:dashboard/{inputs['dashboardName']}"}
+    if typ == "aws:sns/topic:Topic":
+        return {"name": physical, "arn": arn_prefix.format("sns") + physical}
+    if typ == "aws:sns/topicSubscription:TopicSubscription":
+        return {"arn": f"{inputs.get('topic')}:{name}", "pendingConfirmation": True}
+    if typ == "aws:acm/certificate:Certificate":
+        return {
+            "arn": arn_prefix.format("acm") + f"certificate/{name}-id",
+            "domainValidationOptions": [
+                {
+                    "domainName": inputs["domainName"],
+                    "resourceRecordName": f"_0123abcd.{inputs['domainName']}.",
+                    "resourceRecordType": "CNAME",
+                    "resourceRecordValue": "_4567efab.acm-validations.aws.",
+                }
+            ],
+        }
+    if typ == "aws:acm/certificateValidation:CertificateValidation":
+        return {}
+    if typ == "aws:route53/record:Record":
+        record_name = inputs.get("name")  # unknown in a preview, for the certificate's validation record
+        return {"fqdn": record_name.rstrip(".") if isinstance(record_name, str) else record_name}
+    if typ == "aws:apigateway/domainName:DomainName":
+        return {
+            "arn": f"arn:aws:apigateway:{REGION}::/domainnames/{inputs['domainName']}",
+            "regionalDomainName": f"d-0123456789.execute-api.{REGION}.amazonaws.com",
+            "regionalZoneId": "Z1UJRXOUMOOFQ8",
+        }
     return {}
 
 
@@ -110,6 +140,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return f"{args.name}-id", {**args.inputs, **computed}
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        if args.token == "aws:index/getRegion:getRegion":
+            return {"region": REGION, "name": REGION, "id": REGION, "endpoint": f"ec2.{REGION}.amazonaws.com"}, []
         raise AssertionError(f"the program made an unexpected provider call: {args.token}")
 
 
@@ -202,6 +234,8 @@ class ProgramRun:
     outputs: dict[str, Any]
     settings: definition.Settings
     checks: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    """What the program told the engine at warning level (``pulumi.log.warn``: shown in the preview)."""
 
     def of_type(self, typ: str) -> list[Registration]:
         """Every resource of a Pulumi type token."""
@@ -264,7 +298,11 @@ def run_program(
     monitor = RecordingMonitor(mocks)
     # A fresh root stack per run, so one run's exports never leak into the next.
     pulumi_settings.ROOT.set(None)
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
+    engine_log = _EngineLog()
+    logger = logging.getLogger(f"{__name__}.engine")
+    logger.propagate = False
+    logger.handlers = [engine_log]
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor, logger=logger)
     pulumi.runtime.set_all_config(config)
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.setattr(packaging, "build_layer", fake_build_layer)
@@ -278,7 +316,19 @@ def run_program(
         assert root is not None
         outputs = {name: _sync_await(pulumi.Output.from_input(value).future()) for name, value in root.outputs.items()}
     settings = definition.Settings.from_config(lambda key: config.get(f"{definition.CONFIG_NAMESPACE}:{key}"))
-    return ProgramRun(monitor.registrations, outputs, settings)
+    warnings = [record.getMessage() for record in engine_log.records if record.levelno == logging.WARNING]
+    return ProgramRun(monitor.registrations, outputs, settings, warnings=warnings)
+
+
+class _EngineLog(logging.Handler):
+    """Keeps what the program logs to the (mock) engine."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
 
 import definition
-from components.alarms import MALFORMED_RECORDS_METRIC, STALLED_AGE_MS, malformed_record_pattern
+from components.alarms import (
+    COUNTED_VISITS_METRIC,
+    MALFORMED_RECORDS_METRIC,
+    STALLED_AGE_MS,
+    counted_visit_pattern,
+    malformed_record_pattern,
+)
 from functions import stream_processor
 from tests.stack.conftest import FUNCTION, ProgramRun, Registration, function_for
 
@@ -42,14 +49,19 @@ def test_a_stalled_or_missing_processor_alarms(program: ProgramRun) -> None:
     queries = {q["id"]: q for q in alarm["metricQueries"]}
     assert queries["age"]["metric"]["metricName"] == "IteratorAge"
     assert queries["age"]["metric"]["dimensions"] == {"FunctionName": processor(program)["name"]}
-    assert queries["writes"]["metric"]["metricName"] == "ConsumedWriteCapacityUnits"
-    table = program.one("aws:dynamodb/table:Table")
-    assert queries["writes"]["metric"]["dimensions"] == {"TableName": table["name"]}
+    # Fed by counted visits, each a stream record: never by the table's write units, which a repeat visitor's failed
+    # marker write or an owner's command also consume without a record for the processor.
+    assert "ConsumedWriteCapacityUnits" not in json.dumps(alarm.state)
+    assert queries["visits"]["metric"]["metricName"] == COUNTED_VISITS_METRIC
+    assert queries["visits"]["metric"]["namespace"] == "tag-counter/dev"
+    assert not queries["visits"]["metric"].get("dimensions")
+    visit_filters = [f for f in program.of_type(FILTER) if f["metricTransformation"]["name"] == COUNTED_VISITS_METRIC]
+    assert visit_filters and {f.urn for f in visit_filters} <= set(alarm.dependencies)
     [returned] = [q for q in alarm["metricQueries"] if q.get("returnData")]
     assert returned["id"] == "behind"
     # Written but not read: the alarm reads the stream's whole retention, far above the threshold.
     assert f"{STALLED_AGE_MS}" in returned["expression"] and STALLED_AGE_MS > alarm["threshold"]
-    assert returned["expression"] == "IF(FILL(age, -1) < 0 AND FILL(writes, 0) > 0, 86400000, FILL(age, 0))"
+    assert returned["expression"] == "IF(FILL(age, -1) < 0 AND FILL(visits, 0) > 0, 86400000, FILL(age, 0))"
 
 
 def test_the_on_failure_queue_alarm(program: ProgramRun) -> None:
@@ -59,7 +71,7 @@ def test_the_on_failure_queue_alarm(program: ProgramRun) -> None:
 
 
 def test_skipped_malformed_records_are_a_metric_with_an_alarm(program: ProgramRun) -> None:
-    metric_filter = program.one(FILTER)
+    metric_filter = program.one(FILTER, lambda f: f["metricTransformation"]["name"] == MALFORMED_RECORDS_METRIC)
     assert metric_filter["logGroupName"] == processor(program)["loggingConfig"]["logGroup"]
     assert metric_filter["pattern"] == '{ $.message = "malformed stream record skipped" }'
     transformation = metric_filter["metricTransformation"]

@@ -128,7 +128,11 @@ def test_rest_api_refuses_a_route_without_a_function(mocks: None) -> None:
         RestApi(
             "site",
             RestApiArgs(
-                routes=definition.ROUTES, functions={}, not_found_page="<p>404</p>", server_error_page="<p>5xx</p>"
+                routes=definition.ROUTES,
+                api_name="tag-counter-dev",
+                functions={},
+                not_found_page="<p>404</p>",
+                server_error_page="<p>5xx</p>",
             ),
         )
 

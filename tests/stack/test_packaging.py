@@ -255,6 +255,16 @@ def test_layer_build_gives_jinja2_for_lambdas_platform(tmp_path: Path, monkeypat
         )
         assert result.stdout.strip() == printed
 
+    # No console script (its shebang names the Python that ran pip) and no RECORD line for one: nothing in the layer
+    # names this machine's interpreter or the build's directory.
+    assert not [n for n in names if n.startswith("python/bin/")]
+    with zipfile.ZipFile(archive) as zf:
+        for name in names:
+            data = zf.read(name)
+            assert sys.executable.encode() not in data and str(tmp_path).encode() not in data, name
+            if name.endswith("/RECORD"):
+                assert not [line for line in data.decode().splitlines() if line.startswith("../")], name
+
     # Built again elsewhere, the same pins give the same bytes; built again here, pip does not run.
     assert packaging.build_layer(tmp_path / "other").read_bytes() == archive.read_bytes()
     monkeypatch.setattr(packaging.subprocess, "run", lambda *a, **k: pytest.fail("pip ran for a cached layer"))
@@ -333,6 +343,55 @@ def fake_pip(target: Path, requirements: Path) -> list[str]:
         "(t / 'jinja2-3.1.6.dist-info').mkdir(); (t / 'jinja2-3.1.6.dist-info' / 'METADATA').write_text('Name: Jinja2')"
     )
     return [sys.executable, "-c", script, str(target)]
+
+
+def pip_with_a_console_script(target: Path, requirements: Path) -> list[str]:
+    """A pip stand-in that installs as ``pip install --target`` does, console script included: ``bin/<script>`` with a
+    shebang naming the build's own Python (here: a path inside the build directory) and its line in ``RECORD``."""
+    script = (
+        "import base64, hashlib, pathlib, sys; t = pathlib.Path(sys.argv[1]); "
+        "(t / 'jinja2').mkdir(parents=True); (t / 'jinja2' / '__init__.py').write_text('X = 1\\n'); "
+        "(t / 'bin').mkdir(); tool = f'#!{t.parent}/venv/bin/python\\nimport jinja2\\n'; "
+        "(t / 'bin' / 'jinja2-tool').write_text(tool); "
+        "digest = base64.urlsafe_b64encode(hashlib.sha256(tool.encode()).digest()).rstrip(b'=').decode(); "
+        "info = t / 'jinja2-3.1.6.dist-info'; info.mkdir(); (info / 'METADATA').write_text('Name: Jinja2\\n'); "
+        "(info / 'RECORD').write_text(f'../../bin/jinja2-tool,sha256={digest},{len(tool)}\\n"
+        "jinja2/__init__.py,sha256=x,6\\njinja2-3.1.6.dist-info/RECORD,,\\n')"
+    )
+    return [sys.executable, "-c", script, str(target)]
+
+
+def test_a_layer_from_two_build_directories_is_byte_identical_without_console_scripts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(packaging, "pip_install_command", pip_with_a_console_script)
+    first = packaging.build_layer(tmp_path / "one" / "layer")
+    second = packaging.build_layer(tmp_path / "elsewhere" / "deeper" / "layer")
+    assert first.read_bytes() == second.read_bytes()
+    assert names_in(first) == sorted(
+        [
+            "python/jinja2-3.1.6.dist-info/METADATA",
+            "python/jinja2-3.1.6.dist-info/RECORD",
+            "python/jinja2/__init__.py",
+            f"python/jinja2/__pycache__/__init__.{TAG}.pyc",
+        ]
+    )
+    with zipfile.ZipFile(first) as zf:
+        record = zf.read("python/jinja2-3.1.6.dist-info/RECORD").decode()
+        assert record == "jinja2/__init__.py,sha256=x,6\njinja2-3.1.6.dist-info/RECORD,,\n"
+        assert not [n for n in zf.namelist() if str(tmp_path).encode() in zf.read(n)]
+
+
+def test_without_dropping_console_scripts_the_two_layers_would_differ(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Test of the test: the stand-in's scripts do name each build's directory, so keeping them breaks identity."""
+    monkeypatch.setattr(packaging, "pip_install_command", pip_with_a_console_script)
+    monkeypatch.setattr(packaging, "drop_console_scripts", lambda site: None)
+    first = packaging.build_layer(tmp_path / "one" / "layer")
+    second = packaging.build_layer(tmp_path / "two" / "layer")
+    assert "python/bin/jinja2-tool" in names_in(first)
+    assert first.read_bytes() != second.read_bytes()
 
 
 def test_two_machines_with_and_without_python313_build_one_layer(

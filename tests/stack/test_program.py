@@ -74,7 +74,8 @@ def expected_grants(program: ProgramRun, spec: definition.FunctionSpec, function
     and the stream and queue for the processor."""
     table = program.one(TABLE)
     log_group = program.one(LOG_GROUP, lambda r: r["name"] == function["loggingConfig"]["logGroup"])
-    expected: set[Grant] = {(grant.action, table["arn"], grant.key_pattern) for grant in spec.grants}
+    granted = spec.table_grants(program.settings)
+    expected: set[Grant] = {(grant.action, table["arn"], grant.key_pattern) for grant in granted}
     log_resources = (log_group["arn"], log_group["arn"] + ":*")
     expected |= {(action, resource, None) for action in policies.LOG_ACTIONS for resource in log_resources}
     if spec is definition.STREAM_PROCESSOR:
@@ -152,12 +153,15 @@ def test_each_role_grants_exactly_what_its_handler_calls(program: ProgramRun, sp
     assert grants(documents) == expected_grants(program, spec, function)
     # One table statement per action, so an action never reaches a key pattern granted only to another one.
     table_statements = [s for s in statements_of(documents) if s["Resource"] == [program.one(TABLE)["arn"]]]
-    assert sorted(s["Action"] for s in table_statements) == sorted([action] for action in spec.actions)
+    actions = definition.grant_actions(spec.table_grants(program.settings))
+    assert sorted(s["Action"] for s in table_statements) == sorted([action] for action in actions)
 
 
 def test_no_statement_uses_a_wildcard_resource_or_action(program: ProgramRun) -> None:
     statements = statements_of([json.loads(p["policy"]) for p in program.of_type(ROLE_POLICY)])
-    table_statements = sum(len(spec.actions) for spec in definition.FUNCTIONS)
+    table_statements = sum(
+        len(definition.grant_actions(spec.table_grants(program.settings))) for spec in definition.FUNCTIONS
+    )
     assert len(statements) == table_statements + len(definition.FUNCTIONS) + 2
     for statement in statements:
         for resource in statement["Resource"]:
@@ -290,7 +294,9 @@ def test_bad_config_stops_the_program_with_the_key_named() -> None:
 def test_components_are_typed_and_parent_every_resource(program: ProgramRun) -> None:
     components = [r for r in program.registrations if not r.custom]
     modules = {r.type.split(":")[1] for r in components}
-    assert modules == {"table", "layer", "site_function", "stream_processor", "rest_api", "alarms"}
+    assert modules == {
+        "table", "layer", "site_function", "stream_processor", "rest_api", "notifications", "alarms", "dashboard"
+    }
     for component in components:
         package, module, type_name = component.type.split(":")
         assert package == "tag-counter" and type_name[0].isupper()
