@@ -8,6 +8,12 @@ backoff and retry quota), and errors raised as botocore raises them: ``ClientErr
 ["Code"]`` and the modeled fields beside it (``Item``, ``CancellationReasons``).
 
 Request and response parameters are botocore's: the same keyword arguments in, the same dictionaries out.
+
+Not shipped: the functions use botocore. ``bench.coldstart`` puts this module into a copy of the code archive
+as ``functions/dynamodb.py`` (its "stdlib build") to measure what the client costs at a cold start; why it is
+not adopted is in BENCHMARKS.md ("The DynamoDB client on the standard library"). The tests
+(``tests/bench/test_stdlib_dynamodb.py``) hold it to botocore's behaviour, so the figures are those of a client
+that could ship.
 """
 
 from __future__ import annotations

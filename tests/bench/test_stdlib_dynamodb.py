@@ -1,5 +1,6 @@
-"""The DynamoDB client on the standard library: botocore's signatures, AWS's test vectors, moto's server,
-and botocore's standard-mode retries, errors and CRC32 check against a scripted HTTP server."""
+"""The DynamoDB client on the standard library that the cold-start benchmark's stdlib build runs: botocore's
+signatures, AWS's test vectors, moto's server, and botocore's standard-mode retries, errors and CRC32 check
+against a scripted HTTP server (what the figures measure must be a client that could ship)."""
 
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import definition
-from functions import dynamodb
-from functions.dynamodb import ChecksumError, Client, ClientError, ConnectionError
+from bench import stdlib_dynamodb as dynamodb
+from bench.stdlib_dynamodb import ChecksumError, Client, ClientError, ConnectionError
 from functions.keys import PARTITION_KEY, marker_key, tag_key
 from functions.store import Store
 
@@ -310,7 +311,7 @@ def scripted() -> Iterator[tuple[Script, Client]]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     client = Client({**ENV, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{server.server_address[1]}"}, timeout=0.5)
-    with mock.patch("functions.dynamodb.random.random", return_value=0.0):  # no backoff wait
+    with mock.patch("bench.stdlib_dynamodb.random.random", return_value=0.0):  # no backoff wait
         yield script, client
     script.release.set()
     client.close()
@@ -395,7 +396,7 @@ def test_a_retry_after_header_lengthens_the_wait(scripted: tuple[Script, Client]
     script.answers += [_error(400, "ThrottlingException") + (), _answer(200, {})]
     status, content, headers = script.answers[0]
     script.answers[0] = (status, content, {**headers, "x-amz-retry-after": "40"})
-    with mock.patch("functions.dynamodb.time.sleep") as slept:
+    with mock.patch("bench.stdlib_dynamodb.time.sleep") as slept:
         client.get_item(TableName="t", Key=tag_key("a"))
     slept.assert_called_once_with(0.04)
 
