@@ -105,10 +105,10 @@ def run(options: argparse.Namespace, argv: Sequence[str],
     else:
         # First as the packaging ships from this machine, then (full runs) with the other bytecode.
         report.cold_mode, report.cold_mode_reason = shipped_bytecode()
-        _say(f"cold start: {options.runs} interleaved runs per function and floor, "
+        _say(f"cold start: {options.runs} interleaved runs per function, its stdlib build and floor, "
              f"{BYTECODE_MODES[report.cold_mode]}")
         report.cold, report.cold_archive = measure_cold_starts(
-            settings, runs=options.runs, bytecode=report.cold_mode, progress=_say
+            settings, runs=options.runs, bytecode=report.cold_mode, stdlib=True, progress=_say
         )
         report.cold_runs = options.runs
         if not options.quick and not options.no_bytecode_variant:

@@ -101,6 +101,7 @@ def run(spec: dict) -> dict:
         "total_ms": init_ms + first_ms,
         "cpu_ms": init_cpu_ms + first_cpu_ms,
         "outcomes": outcomes,
+        "botocore_imported": "botocore" in sys.modules,
     }
 
 

@@ -18,6 +18,7 @@ from bench.coldstart import (
     FIRST_GOAL,
     INIT_GOAL,
     MODEL_MEMORIES,
+    STDLIB_GOAL,
     ColdStart,
 )
 from bench.cost import CostInputs, CostModel, LineItem, MemoryOption
@@ -115,7 +116,25 @@ def _cold_rows(report: Report) -> list[Row]:
         value = _ms(modelled) + (f" = {_ratio(modelled / before)} before ({_ms(before)})" if before else "")
         goal = f"<= {COLD_GOAL:g}x before" if r.cold_goal_ms(memory) is not None else NO_GOAL
         rows.append(Row(f"cold {r.function}: at {memory} MB", value, goal, _status(r.cold_met(memory))))
-    return rows
+    return rows + _stdlib_rows(report)
+
+
+def _stdlib_rows(report: Report) -> list[Row]:
+    measured = [r for r in report.cold or () if r.stdlib_runs]
+    visit = next((r for r in measured if r.function == "visit"), None)
+    routes = [r for r in measured if r.route]
+    if visit is None or not routes:
+        return []
+    init = visit.stdlib_figures.init_ms
+    ratios = [r.stdlib_cold_ratio(_memory(report, r)) for r in routes]
+    memory = report.settings.route_memory_mb
+    return [
+        Row("stdlib client: visit init", f"{_ms(init)} CPU = {_ratio(init / visit.floor_init_cpu_ms)} floor "
+            f"({_ms(visit.floor_init_cpu_ms)})", f"<= {STDLIB_GOAL:g}x floor",
+            _status(init <= STDLIB_GOAL * visit.floor_init_cpu_ms)),
+        Row(f"stdlib client: routes at {memory} MB", f"{_ratio(min(ratios))}-{_ratio(max(ratios))} botocore's",
+            f"<= {STDLIB_GOAL:g}x each", _status(max(ratios) <= STDLIB_GOAL)),
+    ]
 
 
 def _warm_name(result: WarmResult) -> str:
@@ -211,6 +230,8 @@ def legend(report: Report) -> list[str]:
         f"  request / (N / {cost.LAMBDA_FULL_VCPU_MB} MB); 'before': that figure before init moved to module scope.",
         "warm ...: median time of a warm request; 'bare': the same DynamoDB call made directly, answered",
         "  the same way; '+': the handler's own work on top of it (its overhead).",
+        "stdlib client: the functions built on a DynamoDB client on the standard library, measured beside",
+        "  botocore's in the same runs; not shipped (BENCHMARKS.md, Cold start, says why).",
         "RRU / WRU: DynamoDB read / write request units, what on-demand capacity is billed in.",
         f"{FAILS}: a design budget is broken (a page or batch calls DynamoDB more than allowed): the run",
         f"  exits 1. {NOT_MET}: a speed or size goal is missed: reported only, it depends on the machine.",
@@ -347,6 +368,42 @@ COLD_FINDINGS = (
 )
 """What was tried and measured on this machine (2026-12-01) while moving the work into init."""
 
+STDLIB_FINDINGS = (
+    "What the client is: `bench/stdlib_dynamodb.py`, about 300 lines on `hmac`, `hashlib`, `http.client` and "
+    "`json`: the JSON 1.0 protocol, SigV4 with the session token, credentials and region from Lambda's "
+    "environment, `AWS_ENDPOINT_URL_DYNAMODB` / `AWS_ENDPOINT_URL`, one kept-alive connection with 1 s timeouts, "
+    "botocore's standard-mode retries (the same 3 attempts, backoff, retry quota and `x-amz-retry-after`), the "
+    "`x-amz-crc32` check, and botocore's errors (`ClientError` with `Error.Code`, `Item`, "
+    "`CancellationReasons`), for the five operations the functions call. Checked without AWS "
+    "(`tests/bench/test_stdlib_dynamodb.py`): its `Authorization` equals botocore's `SigV4Auth` for the same "
+    "request and time over 1,000 generated requests (every operation, unicode tags, any keys, region, session "
+    "token and endpoint); it gives the signatures of AWS's Signature Version 4 test suite (10 cases, the session "
+    "token's included); the store's calls, a failed condition's `Item` and a cancelled transaction's reasons "
+    "against moto's `ThreadedMotoServer`; retries, errors, CRC32 and the kept connection against a scripted "
+    "server.",
+    "",
+    "Decision: not adopted, botocore stays. The figures qualify (every route function's modelled cold start "
+    "well under half, warm requests about half, nothing measured worse), but adopting means more than the "
+    "functions: `localsite.hooks` (fault injection answering before moto, the after-write listeners that wake "
+    "the stream mapping and save the counts), `localsite.faults`, the call recorders of `bench.calls` and of the "
+    "function tests (least-privilege, round-trip budgets), the lost-answer and throttling reliability tests "
+    "and `bench.warm` are all built on botocore's event hooks of the functions' client, in-process with moto. "
+    "With the client on the standard library each of them has to move behind an HTTP endpoint (moto's server or "
+    "`bench.loopback`, with the hooks called by the server), or behind an adapter, and the whole suite be run "
+    "again; the project's rule is one client in the shipped code, so there is no halfway. That was more than "
+    "this change could carry and prove; the client, its tests and this table stay so that the change can be "
+    "made on these figures. What it needs, in order: the three `STDLIB_REWRITES` in `functions/` (a "
+    "`functions/dynamodb.py`); `bench.loopback` (or `localsite.aws.LockedMotoServer`) calling the before-send "
+    "and after-write listeners, and the local site, the function tests and the benchmarks pointing the "
+    "functions at it through `AWS_ENDPOINT_URL`; the recorders wrapping `Client.call`; the reliability tests' "
+    "lost answers made by the server (apply, then drop the connection).",
+    "",
+    "Not in the model, for both builds alike: TLS (the figures are over plain HTTP on 127.0.0.1). The stdlib "
+    "build's init is what remains of every function's: Jinja2 and its templates, the bot list (the visit "
+    "functions), the product's own modules; its first request is about twice its warm one, as botocore's is.",
+)
+"""The standard-library client experiment: what it is, how it was checked, and why it is not shipped."""
+
 
 def _cold_section(report: Report) -> list[str]:
     if report.cold is None:
@@ -420,6 +477,7 @@ def _cold_section(report: Report) -> list[str]:
         *COLD_FINDINGS,
         "",
     ]
+    out += _stdlib_section(report)
     if report.cold_bytecode:
         rows = [(r.function, _ms(r.init_cpu_ms), _ratio(r.init_ratio), _ms(r.first_cpu_ms), _ratio(r.first_ratio, 1),
                  _ms(r.modelled_ms(_memory(report, r))), _status(r.cold_met(_memory(report, r))))
@@ -434,6 +492,41 @@ def _cold_section(report: Report) -> list[str]:
             "",
         ]
     return out
+
+
+def _stdlib_section(report: Report) -> list[str]:
+    measured = [r for r in report.cold or () if r.stdlib_runs]
+    if not measured:
+        return []
+    memory = report.settings.route_memory_mb
+    rows = []
+    for r in measured:
+        stdlib = r.stdlib_figures
+        rows.append((
+            r.function, _ms(r.init_cpu_ms), _ms(stdlib.init_ms), _ms(r.floor_init_cpu_ms),
+            _ratio(stdlib.init_ms / r.floor_init_cpu_ms), f"{_ms(r.first_cpu_ms)} / {_ms(stdlib.first_ms)}",
+            f"{_ms(r.warm_cpu_ms)} / {_ms(stdlib.warm_ms)}", _ms(r.modelled_ms(memory)), _ms(stdlib.cold_ms(memory)),
+            _ratio(r.stdlib_cold_ratio(memory)),
+            _status(r.stdlib_cold_ratio(memory) <= STDLIB_GOAL) if r.route else NO_GOAL,
+        ))
+    return [
+        "### The DynamoDB client on the standard library",
+        "",
+        "The same handlers from a copy of the code archive whose DynamoDB client is `bench/stdlib_dynamodb.py` "
+        "(`bench.coldstart.STDLIB_REWRITES`: each botocore import and the client's construction replaced, "
+        "nothing else; botocore is checked not to be imported), run in the same rounds as the botocore build "
+        "and the floor, each of the three first in turn. Same median of "
+        f"{report.cold_runs} runs, CPU time; first and warm requests: botocore build / stdlib build; "
+        f"the cold start modelled at {memory} MB as above. Adoption was to need every route function's cold "
+        f"start at most {STDLIB_GOAL:g}x botocore's and nothing else worse.",
+        "",
+        markdown_table(["function", "init, botocore", "init, stdlib", "floor init", "stdlib init / floor",
+                        "first request", "warm request", f"cold at {memory} MB, botocore",
+                        f"cold at {memory} MB, stdlib", "stdlib / botocore", f"<= {STDLIB_GOAL:g}x"], rows),
+        "",
+        *STDLIB_FINDINGS,
+        "",
+    ]
 
 
 def _memory_section(report: Report) -> list[str]:
