@@ -43,7 +43,7 @@ def test_head_answers_like_get_without_a_body_and_never_writes(site: Site, route
 
 def test_head_of_the_counting_routes_shows_the_count_without_adding_to_it(site: Site) -> None:
     site.get("/tags/hello")
-    for path in ("/tags/hello", "/tags/hello/badge.svg"):
+    for path in ("/tags/hello", "/tags/hello/badge.svg", "/tags/hello/count.json"):
         for _ in range(3):
             assert site.get(path, method="HEAD")["statusCode"] == 200
     assert site.visits("tag#hello") == 1
@@ -51,7 +51,8 @@ def test_head_of_the_counting_routes_shows_the_count_without_adding_to_it(site: 
 
 def test_head_failures_answer_like_get_failures(site: Site, inject: Any) -> None:
     inject(get_store().client, "GetItem", "ProvisionedThroughputExceededException")
-    for path in ("/tags/hello", "/tags/hello/badge.svg", "/counts/hello/badge.svg"):
+    for path in ("/tags/hello", "/tags/hello/badge.svg", "/counts/hello/badge.svg", "/tags/hello/count.json",
+                 "/counts/hello/count.json"):
         head = site.get(path, method="HEAD")
         assert head["statusCode"] == 503 and head["body"] == ""
         assert head["headers"]["Retry-After"]
