@@ -1,9 +1,10 @@
 """Copy-paste snippets for a tag: Markdown and HTML for its badges, and a few lines of plain script for a web page
 that shows the count as text (the counting JSON, with the counting badge for readers without scripts).
 
-The count page shows them as text to copy (``templates/badge_snippets.html``, escaped: the page runs no script). A README needs absolute URLs: they are built
-from the request (API Gateway's domain and stage, or a custom domain and its base path; see
-``web.Request.site_url``) and the definition's route table, never from a hard-coded path.
+The count page shows them as text to copy (``templates/badge_snippets.html``, escaped: the page itself runs no
+script). A README needs absolute URLs: they are built from the request (API Gateway's domain and stage, or a custom
+domain and its base path; see ``web.Request.site_url``) and the definition's route table, never from a hard-coded
+path.
 """
 
 from __future__ import annotations
