@@ -4,7 +4,7 @@ The Jinja2 environment is built once per container, at import, and each handler 
 renders at import too (``load_templates``), in Lambda's init; Lambda unpacks the code archive with ``functions/``
 and ``templates/`` side by side, so templates are found relative to this package.
 ``page_handler`` turns a small page function into a Lambda handler for API Gateway's REST proxy integration:
-it answers ``HEAD`` like ``GET`` without a body, other methods with 405, an invalid tag or option with 400,
+it answers ``HEAD`` like ``GET`` (API Gateway drops the body), other methods with 405, an invalid tag or option with 400,
 DynamoDB throttling with 503 and ``Retry-After``, anything else with 500; the details of a failure go to the
 log as structured JSON, never to the page. The badges (``functions.badge``) share the same ``serve``.
 Links are built from the route table of ``functions.links``, never spelled here.
@@ -47,7 +47,7 @@ COUNT_CACHE_CONTROL = "public, max-age=5"
 ERROR_CACHE_CONTROL = "no-store"
 RETRY_AFTER_SECONDS = 2
 ROUTED_METHODS = ("GET", "HEAD")
-"""What API Gateway routes to every function; a HEAD answers like a GET without a body and never writes."""
+"""What API Gateway routes to every function; a HEAD answers like a GET (the gateway drops the body) and never writes."""
 
 ERROR_PAGES: Mapping[int, tuple[str, str]] = {
     400: ("This is not a valid tag", RULE),
@@ -390,7 +390,8 @@ def route_handler(
     """A Lambda handler for API Gateway's proxy integration that answers through ``serve``.
 
     ``fallback`` answers when even that fails (an event of an unexpected shape): never a 502. A ``HEAD``
-    gets exactly what a ``GET`` would, status and headers, with an empty body.
+    gets what a ``GET`` would, status, headers and body: API Gateway sends a HEAD's answer without its body,
+    with the body's ``Content-Length``, as HTTP asks (a function that emptied the body would make it 0).
     """
 
     def handler(event: dict, context: Any) -> dict:
@@ -400,8 +401,6 @@ def route_handler(
         except Exception:  # noqa: BLE001 - last resort: never a 502
             log_event(_logger, logging.ERROR, "request failed before it could be answered", exc_info=True)
             response = fallback()
-        if event.get("httpMethod") == "HEAD":
-            response = {**response, "body": "", "isBase64Encoded": False}
         return response
 
     return handler

@@ -144,7 +144,7 @@ class Faults:
                 return None
             self.counts.throttled[operation] = self.counts.throttled.get(operation, 0) + 1
         mark_answered(request)  # the request must fail, not also succeed behind the error
-        return _throttling_response(request, rule.payload, operation)
+        return throttling_response(request, rule.payload, operation, "injected")
 
     # -- the stream processor ------------------------------------------------------------------------------
 
@@ -223,12 +223,12 @@ class _RawBody:
         yield self._body
 
 
-def _throttling_response(request: AWSPreparedRequest, code: str, operation: str) -> AWSResponse:
-    # The shape DynamoDB's JSON protocol gives an error: HTTP 400, the type in __type.
+def throttling_response(request: AWSPreparedRequest, code: str, operation: str, why: str) -> AWSResponse:
+    """DynamoDB's throttling error ``code`` for ``request`` (HTTP 400, the type in ``__type``), ``why`` in its message."""
     body = json.dumps(
         {
             "__type": f"com.amazonaws.dynamodb.v20120810#{code}",
-            "message": f"Throughput exceeds the current capacity for one or more resources ({operation}, injected)",
+            "message": f"Throughput exceeds the current capacity for one or more resources ({operation}, {why})",
         }
     ).encode()
     headers = {

@@ -15,6 +15,7 @@ import base64
 import binascii
 import errno
 import importlib
+import io
 import ipaddress
 import json
 import logging
@@ -36,10 +37,11 @@ import boto3
 import definition
 from definition import PROJECT, STREAM_PROCESSOR, TABLE_NAME_ENV, Route, Settings
 from localsite import endpoint, hooks
-from localsite.aws import LockedMotoServer, expire_items, local_aws, stream_end, trim_stream
+from functions.keys import PARTITION_KEY, TAG_PREFIX, VISITOR_PREFIX
+from localsite.aws import LockedMotoServer, expire_items, local_aws, mark_answered, stream_end, trim_stream
 from localsite.esm import EventSourceMapping, MappingOptions
 from localsite.events import LambdaContext, match_route, rest_proxy_event
-from localsite.faults import Faults
+from localsite.faults import Faults, throttling_response
 from localsite.state import NotSaved, StatePersister, StateStore, restore
 
 log = logging.getLogger("localsite")
@@ -64,6 +66,10 @@ TTL_SWEEP_SECONDS = 30.0
 """How often items past their TTL are deleted (DynamoDB does it within days, typically much sooner)."""
 STREAM_RECORDS_KEPT = 1_000
 """Records every local consumer has read that stay in the stream anyway, for replays of recent batches."""
+
+COUNTING_WRITES = frozenset({"UpdateItem", "PutItem"})
+COUNTED_PREFIXES = (TAG_PREFIX, VISITOR_PREFIX)
+"""The items a visit writes: its tag's count, and the unique-visitor window's marker before it."""
 
 _PROTOCOL_PAGES: Mapping[int, tuple[str, str]] = {
     400: ("Bad request", "The request could not be understood (its first line or its headers are malformed)."),
@@ -195,6 +201,10 @@ class _Server(ThreadingHTTPServer):
                  type(error).__name__ if error else "unknown error")
 
 
+class _HeadTooLarge(Exception):
+    """A request's line and headers are larger than API Gateway's quota."""
+
+
 class _RequestHandler(BaseHTTPRequestHandler):
     """Turns one HTTP request into what API Gateway would do with it."""
 
@@ -221,7 +231,23 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 self.requestline = self.raw_requestline.decode("latin-1").rstrip("\r\n")
                 self.send_error(400, "HTTP/0.9 request")
                 return
-            if not self.parse_request():
+            # Raw UTF-8 in the target is read as UTF-8, before any splitting: http.server would read the line as
+            # Latin-1 and split it on what that makes whitespace (0x85 and 0xA0 are in "Рим", "voilà").
+            self.raw_requestline = _NON_ASCII.sub(lambda byte: b"%%%02X" % byte.group()[0], self.raw_requestline)
+            try:
+                head = self._read_head()
+            except _HeadTooLarge:
+                self.send_error(431)
+                return
+            if head is None:
+                self.close_connection = True  # abandoned before its head was complete: nothing runs
+                return
+            rfile, self.rfile = self.rfile, io.BytesIO(head)
+            try:
+                parsed = self.parse_request()
+            finally:
+                self.rfile = rfile
+            if not parsed:
                 return  # an error page has been sent and logged
             header_bytes = sum(len(name) + len(value) for name, value in self.headers.items())
             if len(self.raw_requestline) + header_bytes > MAX_REQUEST_BYTES:
@@ -233,6 +259,25 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+
+    def _read_head(self) -> bytes | None:
+        """The header lines up to and including the blank line that ends them; ``None`` if the client stopped first.
+
+        API Gateway runs nothing for a request whose head never completes; ``http.server`` would parse what it
+        has at end of file and run it. Raises :class:`_HeadTooLarge` past the gateway's quota.
+        """
+        lines: list[bytes] = []
+        size = len(self.raw_requestline)
+        while True:
+            line = self.rfile.readline(MAX_REQUEST_BYTES + 1)
+            size += len(line)
+            if size > MAX_REQUEST_BYTES or len(lines) > MAX_HEADERS:
+                raise _HeadTooLarge
+            if not line.endswith(b"\n"):
+                return None  # end of file (or the connection's timeout) before the blank line
+            lines.append(line)
+            if line in (b"\r\n", b"\n"):
+                return b"".join(lines)
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """The front door's answer to a request that reaches no route: a styled page and one log line."""
@@ -464,8 +509,10 @@ class LocalSite:
                 reconcile(self.dynamodb, self.table_name, streams=streams, history_days=self.settings.history_days)
                 # The restored items' records are in the stream now: counting them again would double the total.
                 starting_position = "LATEST"
-            self.persister = StatePersister(self.store, streams, self.stream_arn, lambda: stream_end(self.table_name))
+            self.persister = StatePersister(self.store, self.table_name, lambda: stream_end(self.table_name))
             self.persister.start()
+            hooks.add_before_send(self._refuse_counts_while_stalled)
+            self._stack.callback(hooks.remove, self._refuse_counts_while_stalled)
             # Written through: every write is saved before its SDK call returns, so before any page says so.
             hooks.add_after_write(self.persister.on_write)
             self._stack.callback(self.persister.stop)
@@ -500,6 +547,16 @@ class LocalSite:
             # The operator command, in another process, reaches this moto through HTTP.
             self.moto_server = LockedMotoServer(after_write=self._remote_write).start()
             self._stack.callback(self.moto_server.stop)
+
+    def _refuse_counts_while_stalled(self, operation: str, params: dict[str, Any], request: Any) -> Any:
+        """While saves fail, refuse a count (or a visitor marker) before it is applied: a 503, nothing counted."""
+        if self.persister is None or not self.persister.stalled or operation not in COUNTING_WRITES:
+            return None
+        key = params.get("Key") or params.get("Item") or {}
+        if not str(key.get(PARTITION_KEY, {}).get("S", "")).startswith(COUNTED_PREFIXES):
+            return None
+        mark_answered(request)
+        return throttling_response(request, "ThrottlingException", operation, "the local site cannot save counts now")
 
     def _remote_write(self, operation: str) -> None:
         try:

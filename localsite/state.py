@@ -1,14 +1,19 @@
 """Counts that survive a restart of the local site, and a kill: tag items kept in SQLite in the state folder.
 
-moto keeps everything in memory. A second consumer of the table's stream (DynamoDB allows two per shard,
-beside the processor's mapping) copies every tag item's new image to ``<state dir>/tags.sqlite3`` and deletes
-removed items. It is written through: every successful DynamoDB write calls :meth:`StatePersister.on_write`
+moto keeps everything in memory. A second consumer of the table's stream (beside the processor's mapping;
+it reads moto's stream in-process, ``localsite.aws.StreamTail``, as the Streams API would be too slow inside
+every write) copies every tag item's new image to ``<state dir>/tags.sqlite3`` and deletes removed items. It is written through: every successful DynamoDB write calls :meth:`StatePersister.on_write`
 in the writing thread, which reads the stream to its end and commits before the SDK call returns, so a visit
 page is never sent before its count is on disk, and a kill (SIGKILL included) loses no confirmed visit and
 hands out no visit number twice. Concurrent writers share commits: whoever holds the lock saves what every
-write so far put in the stream. A save that fails (another process holding SQLite's write lock) makes the
-write's caller fail (the visitor gets an error page, not a count it was told about), keeps the records, and
-is retried in the background until it succeeds; each failure and the recovery are logged.
+write so far put in the stream. A write waits for its save up to :data:`WRITE_SAVE_WAIT_SECONDS` (API
+Gateway's integration timeout), and the stream is read without the lock every moto request takes (a burst
+of writers queued on it cannot starve the saver), so a burst of visits is saved as fast as it is written. A save attempt that cannot commit within :data:`SAVE_WAIT_SECONDS` (another process holding SQLite's
+write lock) is logged and tried again, and meanwhile the site is *stalled* (:attr:`StatePersister.stalled`):
+new counting writes are refused before they are applied (the visitor gets 503 with ``Retry-After``, and
+nothing is counted), while the writes already applied keep waiting for their save. Only a write whose save
+has not happened within ``WRITE_SAVE_WAIT_SECONDS`` fails its request after being applied; its records stay
+pending and are saved by the background retry.
 
 Durability: WAL with ``synchronous=FULL`` (:data:`SYNCHRONOUS`): every commit is fsynced before it returns,
 so a confirmed visit survives a kill of the process and a power cut alike (on a disk that honours fsync).
@@ -39,7 +44,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from functions.keys import PARTITION_KEY, TAG_PREFIX
-from localsite.esm import ShardReader
+from localsite.aws import StreamTail
 
 log = logging.getLogger("localsite.state")
 
@@ -48,7 +53,9 @@ LOCK_FILE = "site.lock"
 SYNCHRONOUS = "FULL"
 """SQLite's ``synchronous`` setting for the state file (see the module docstring)."""
 SAVE_WAIT_SECONDS = 3.0
-"""How long a write waits for its save (SQLite's lock held elsewhere) before its request fails."""
+"""How long one save attempt waits for SQLite's write lock (held elsewhere) before the site counts as stalled."""
+WRITE_SAVE_WAIT_SECONDS = 29.0
+"""How long an applied write waits for its save before its request fails: API Gateway's integration timeout."""
 RETRY_BACKOFF_MAX = 2.0
 WARNING_INTERVAL = 1.0
 """At most one "saving failed" line per this many seconds, however many requests fail meanwhile."""
@@ -228,13 +235,12 @@ class StatePersister:
     def __init__(
         self,
         store: StateStore,
-        streams_client: Any,
-        stream_arn: str,
+        table_name: str,
         stream_end: Callable[[], int],
         idle_interval: float = 1.0,
     ) -> None:
         self.store = store
-        self._reader = ShardReader(streams_client, stream_arn, "LATEST")
+        self._reader = StreamTail(table_name)
         self._stream_end = stream_end
         self._idle_interval = idle_interval
         self._pending: list[dict[str, Any]] = []
@@ -270,14 +276,19 @@ class StatePersister:
         """After-write listener: save now, before the write's answer returns (:class:`NotSaved` if it cannot)."""
         self.sync()
 
+    @property
+    def stalled(self) -> bool:
+        """Whether the last save attempt failed (SQLite's lock held elsewhere): new counts should be refused."""
+        return self._failed_since is not None
+
     def sync(self, wait: float | None = None) -> int:
         """Save every tag record written so far, waiting up to ``wait`` seconds; return how many were saved.
 
         One caller at a time reads the stream and commits; the others wait, and return as soon as a commit
         covered their writes (group commit). Raises :class:`NotSaved` when that did not happen in time (by
-        default :data:`SAVE_WAIT_SECONDS`): the records stay pending for a retry.
+        default :data:`WRITE_SAVE_WAIT_SECONDS`): the records stay pending for a retry.
         """
-        wait = SAVE_WAIT_SECONDS if wait is None else wait
+        wait = WRITE_SAVE_WAIT_SECONDS if wait is None else wait
         deadline = time.monotonic() + wait
         target = self._stream_end()
         with self._cond:
@@ -300,20 +311,24 @@ class StatePersister:
 
     def _save(self, deadline: float) -> int:
         end = self._stream_end()
-        while records := self._reader.read():
+        while (self._reader.position is None or self._reader.position + 1 < end) and (records := self._reader.read()):
             tag_records = [record for record in records if _is_tag_record(record)]
             with self._cond:
                 self._pending.extend(tag_records)
         with self._cond:
             pending = list(self._pending)
+        saved = 0
         if pending:
-            try:
-                saved = self.store.apply(pending, timeout=max(0.01, deadline - time.monotonic()))
-            except sqlite3.Error as error:
-                with self._cond:
-                    self._failed(str(error))
-        else:
-            saved = 0
+            while True:
+                remaining = deadline - time.monotonic()
+                try:
+                    saved = self.store.apply(pending, timeout=max(0.01, min(SAVE_WAIT_SECONDS, remaining)))
+                    break
+                except sqlite3.Error as error:
+                    busy = isinstance(error, sqlite3.OperationalError) and "locked" in str(error)
+                    with self._cond:
+                        # Only a lock held elsewhere is worth waiting out here; the background thread retries the rest.
+                        self._failed(str(error), retrying=busy and deadline - time.monotonic() > 0)
         with self._cond:
             del self._pending[: len(pending)]
             self._saved_before = max(self._saved_before, end)
@@ -324,8 +339,8 @@ class StatePersister:
                 self._failed_since = None
         return saved
 
-    def _failed(self, reason: str) -> None:
-        """Count and report a failed save (at most one line per :data:`WARNING_INTERVAL`), then raise."""
+    def _failed(self, reason: str, retrying: bool = False) -> None:
+        """Count and report a failed save (at most one line per :data:`WARNING_INTERVAL`); raise unless ``retrying``."""
         self.failures += 1
         if self._failed_since is None:
             self._failed_since = self.failures - 1
@@ -333,9 +348,10 @@ class StatePersister:
         now = time.monotonic()
         if now - self._last_warning >= WARNING_INTERVAL:
             self._last_warning = now
-            log.warning("saving counts to %s failed (%s); %d tag records kept for a retry", self.store.path,
-                        reason, len(self._pending))
-        raise NotSaved(f"the visit could not be saved to {self.store.path}: {reason}")
+            log.warning("saving counts to %s failed (%s); %d tag records kept for a retry; new visits are "
+                        "refused until a save succeeds", self.store.path, reason, len(self._pending))
+        if not retrying:
+            raise NotSaved(f"the visit could not be saved to {self.store.path}: {reason}")
 
     def _run(self) -> None:
         backoff = 0.1
@@ -346,7 +362,7 @@ class StatePersister:
             if self._stopping.is_set():
                 break
             try:
-                self.sync()
+                self.sync(SAVE_WAIT_SECONDS)
                 backoff = 0.1
             except NotSaved:
                 backoff = min(backoff * 2, RETRY_BACKOFF_MAX)
@@ -359,7 +375,7 @@ class StatePersister:
         self._wake.set()
         self._thread.join(10)
         try:
-            self.sync()
+            self.sync(SAVE_WAIT_SECONDS)
         except NotSaved:
             log.error("%d tag records could not be saved to %s: their visits are lost at the next start",
                       self.unsaved, self.store.path)

@@ -432,7 +432,8 @@ def test_a_captured_camo_request_counts_once_and_gets_an_uncacheable_badge(site:
         assert response["headers"][name] == value
     # ... and the same request as a HEAD answers alike, counting nothing
     head = site.call(event | {"httpMethod": "HEAD"})
-    assert head["statusCode"] == 200 and head["body"] == "" and head["headers"] == response["headers"]
+    assert head["statusCode"] == 200 and head["headers"] == response["headers"]
+    assert len(head["body"]) == len(response["body"])  # the gateway drops it, sending its Content-Length
     assert site.visits("tag#café") == 1
 
 

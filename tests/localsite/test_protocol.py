@@ -10,6 +10,7 @@ import logging
 import socket
 import threading
 import time
+from urllib.parse import quote
 
 import pytest
 
@@ -127,6 +128,51 @@ def test_raw_utf8_bytes_in_a_path_count_for_the_same_tag_as_their_percent_encodi
     status_line, _, _ = head_of(raw_exchange(site, b"GET /dev/tags/caf\xff HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
     assert " 400 " in status_line
     assert tag_counts(site) == {"tag#café": 2}
+
+
+@pytest.mark.parametrize("tag", ["Рим", "хлеб", "Åsa", "voilà", "ｅｖｅ"])
+def test_raw_utf8_whose_bytes_latin1_calls_whitespace_is_read_as_utf8_before_splitting(
+    site: LocalSite, tag: str
+) -> None:
+    # GIVEN a raw UTF-8 path whose bytes include 0x85 or 0xA0 (whitespace, read as Latin-1)
+    assert {0x85, 0xA0} & set(tag.encode("utf-8"))
+    answer = raw_exchange(site, f"GET /dev/tags/{tag} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    status_line, _, body = head_of(answer)
+    # THEN it is served as its tag, the same one its percent-encoding counts for
+    assert " 200 " in status_line, body
+    visit(site, quote(tag))
+    counts = tag_counts(site)
+    assert len(counts) == 1 and list(counts.values()) == [2]
+
+
+@pytest.mark.parametrize("data", [
+    b"GET /dev/tags/half HTTP/1.1\r\n",
+    b"GET /dev/tags/half HTTP/1.1\r\nHost: x\r\n",
+    b"GET /dev/tags/half HTTP/1.1\r\nHost: x",
+])
+def test_a_request_abandoned_before_its_head_is_complete_counts_nothing(site: LocalSite, data: bytes) -> None:
+    # WHEN a client sends a request line (and perhaps headers) but never the blank line, then stops sending
+    with socket.create_connection(("127.0.0.1", site.port), timeout=10) as connection:
+        connection.sendall(data)
+        connection.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    # THEN nothing ran: no answer, no count (a complete request after it counts as usual)
+    assert answer == b""
+    visit(site, "other")
+    assert tag_counts(site) == {"tag#other": 1}
+
+
+@pytest.mark.parametrize("path", ["/dev/counts/hello", "/dev/tags/hello", "/dev/counts/hello/badge.svg", "/dev/nowhere"])
+def test_head_carries_the_content_length_of_get(site: LocalSite, path: str) -> None:
+    visit(site, "hello", times=5)  # the visit page's GET and HEAD show 6 and 5 visits: as many digits
+    get = head_of(raw_exchange(site, f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()))
+    head_answer = raw_exchange(site, f"HEAD {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    head = head_of(head_answer)
+    assert head[0] == get[0]
+    assert int(head[1]["content-length"]) == int(get[1]["content-length"]) == len(get[2].encode()) > 0
+    assert head_answer.endswith(b"\r\n\r\n")  # and no body
 
 
 def test_a_client_that_leaves_early_makes_one_line_with_the_counted_status(

@@ -1,9 +1,9 @@
 """A locked state file: another process holds SQLite's write lock on ``tags.sqlite3`` while visits come.
 
-A visit is answered only once its count is saved. While the lock is held the visits wait for it (up to
-``SAVE_WAIT_SECONDS``); past that a visit gets an error page instead of a count nobody could keep, its
-records stay pending and are retried in the background, each failure and the recovery are logged, and after
-the lock is released and the site restarted no confirmed visit is missing.
+A visit is answered only once its count is saved. While the lock is held the visits already applied wait for
+their save; once a save attempt has waited ``SAVE_WAIT_SECONDS`` the site refuses new visits before counting
+them (503 with ``Retry-After``), each failure and the recovery are logged, and after the lock is released
+and the site restarted the count is exactly the visits answered 200.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def test_visits_wait_out_a_short_lock_and_none_is_lost(state_dir: Path) -> None:
     assert result.total == result.counted == len(plan)
 
 
-def test_a_lock_held_past_the_wait_fails_the_visits_then_their_saves_are_retried(
+def test_a_lock_held_past_the_wait_refuses_new_visits_before_counting_them(
     state_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(localsite.state, "SAVE_WAIT_SECONDS", 0.3)
@@ -77,24 +77,37 @@ def test_a_lock_held_past_the_wait_fails_the_visits_then_their_saves_are_retried
     with caplog.at_level(logging.INFO, logger="localsite"):
         with running_site(state_dir, settings=settings) as site:
             held = threading.Event()
-            locker = threading.Thread(target=hold_write_lock, args=(site.store.path, 2.0, held), daemon=True)
+            locker = threading.Thread(target=hold_write_lock, args=(site.store.path, 3.0, held), daemon=True)
             locker.start()
             assert held.wait(10)
-            # WHEN ten visits come while another process holds the lock for 2 s
-            visits = visit_concurrently(site.port, settings.stage_name, [Planned("held", "held")] * 10, 2)
+            # WHEN a visit comes while another process holds the lock for 3 s, and five more once its save
+            # attempt has given up waiting
+            first: list = []
+            waiting = threading.Thread(target=lambda: first.extend(
+                visit_concurrently(site.port, settings.stage_name, [Planned("held", "held")], 1)), daemon=True)
+            waiting.start()
+            wait_until(lambda: site.persister.stalled, what="a failed save attempt")
+            later = visit_concurrently(site.port, settings.stage_name, [Planned("held", "held")] * 5, 5)
+            waiting.join(30)
             locker.join(30)
-            # THEN none was confirmed (their counts could not be kept), and the saves were retried until done
-            assert {visit.status for visit in visits} == {500}
-            wait_until(lambda: site.persister.unsaved == 0 and site.persister.failures > 0, what="the retried save")
+            visits = first + later
+            # THEN each was either saved and confirmed, or refused with "try again" before counting
+            statuses = [visit.status for visit in visits]
+            assert statuses[0] == 200  # applied before the stall: it waited for its save
+            assert set(statuses) <= {200, 503} and 503 in statuses
+            assert all(visit.retry_after for visit in visits if visit.status == 503)
+            assert site.persister.failures > 0
+            wait_until(lambda: not site.persister.stalled, what="a save after the lock")
             after = visit_concurrently(site.port, settings.stage_name, [Planned("held", "held")] * 2, 1)
             assert [visit.status for visit in after] == [200, 200]
     failures = [m for m in caplog.messages if "saving counts to" in m and "failed" in m]
     assert failures and all(str(state_dir / STATE_FILE) in m for m in failures)
     assert len(failures) <= 4  # one line a second at most, however many visits failed
     assert any("saved" in m and "after" in m and "failed attempts" in m for m in caplog.messages)
-    # ... and after a restart every visit applied is there: the two confirmed, and the ten that got errors
+    # ... and after a restart the count is exactly the visits confirmed: none refused was counted
+    confirmed = statuses.count(200) + 2
     with running_site(state_dir, settings=settings) as site:
         result = figures(visits + after, tag_counts(site), total(site))
-    result.show("a 2 s lock, saves waiting 0.3 s")
+    result.show("a 3 s lock, save attempts waiting 0.3 s")
     assert result.lost == 0
-    assert result.counted == 12 and [v.number for v in after] == [11, 12]
+    assert result.counted == confirmed and [v.number for v in after] == [confirmed - 1, confirmed]
