@@ -187,6 +187,20 @@ COUNT_BADGE_JSON = FunctionSpec(
     # It renders no template, but shares the badges' module (functions.badge), which imports Jinja2.
     uses_templates=True,
 )
+VISIT_JSON = FunctionSpec(
+    name=links.VISIT_JSON,
+    handler="functions.visit_json.handler",
+    grants=COUNTING_GRANTS,
+    # It renders no template, but its error handling and the counting rule live in functions.web, which imports
+    # Jinja2.
+    uses_templates=True,
+)
+COUNT_JSON = FunctionSpec(
+    name=links.COUNT_JSON,
+    handler="functions.count_json.handler",
+    grants=(Grant("dynamodb:GetItem", TAG_KEYS),),
+    uses_templates=True,  # as VISIT_JSON
+)
 STREAM_PROCESSOR = FunctionSpec(
     name="stream",
     handler="functions.stream_processor.handler",
@@ -209,6 +223,9 @@ ROUTES: tuple[Route, ...] = (
     Route("/tags/{tag}/badge.svg", VISIT_BADGE),
     Route("/counts/{tag}/badge.svg", COUNT_BADGE),
     Route("/counts/{tag}/badge.json", COUNT_BADGE_JSON),
+    # Plain JSON for a page's own script (CORS ``*``): one counts like the visit page, one only reads.
+    Route("/tags/{tag}/count.json", VISIT_JSON),
+    Route("/counts/{tag}/count.json", COUNT_JSON),
 )
 
 FUNCTIONS: tuple[FunctionSpec, ...] = tuple(route.function for route in ROUTES) + (STREAM_PROCESSOR,)

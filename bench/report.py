@@ -153,7 +153,8 @@ def _short_label(result: RoundTrips) -> str:
     # A page by its function's name (``GET /counts/{tag}/badge.json`` would not fit the table); the Markdown
     # section lists each with its full path.
     if result.label.startswith("GET "):
-        return f"{result.subject} page" if "badge" not in result.subject else result.subject
+        # The HTML pages' names are one word; a badge's or a JSON's (``count-badge``, ``visit-json``) says what it is.
+        return f"{result.subject} page" if "-" not in result.subject else result.subject
     return result.label.replace("stream batch of", "batch of").removesuffix(" records").removesuffix(" record")
 
 

@@ -29,6 +29,8 @@ BUDGET: Mapping[str, Mapping[str, int]] = {
     "visit-badge": {"UpdateItem": 1},
     "count-badge": {"GetItem": 1},
     "count-badge-json": {"GetItem": 1},
+    "visit-json": {"UpdateItem": 1},
+    "count-json": {"GetItem": 1},
     "stream": {"TransactWriteItems": 1},
 }
 """DynamoDB round trips by operation that each page, and each stream batch whatever its size, may make."""

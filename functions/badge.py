@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import bisect
 import functools
-import hashlib
 import itertools
 import json
 import unicodedata
@@ -29,6 +28,8 @@ from functions.web import (
     RETRY_AFTER_SECONDS,
     BadRequest,
     Request,
+    entity_tag,
+    etag_matches,
     load_templates,
     render,
     route_handler,
@@ -375,19 +376,6 @@ def _response(status: int, body: str, kind: _Format, headers: Mapping[str, str])
         **headers,
     }
     return {"statusCode": int(status), "headers": all_headers, "body": str(body), "isBase64Encoded": False}
-
-
-def entity_tag(body: str) -> str:
-    """A strong ``ETag`` for a body: equal bodies, equal tags."""
-    return '"' + hashlib.sha256(body.encode("utf-8")).hexdigest()[:32] + '"'
-
-
-def etag_matches(if_none_match: str | None, etag: str) -> bool:
-    """Whether an ``If-None-Match`` header names ``etag`` (weak comparison, as RFC 9110 asks for it)."""
-    if not if_none_match:
-        return False
-    candidates = [candidate.strip() for candidate in if_none_match.split(",")]
-    return any(candidate == "*" or candidate.removeprefix("W/") == etag for candidate in candidates)
 
 
 ERROR_MESSAGES: Mapping[int, tuple[str, str]] = {

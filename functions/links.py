@@ -29,6 +29,8 @@ COUNT = "count"
 VISIT_BADGE = "visit-badge"
 COUNT_BADGE = "count-badge"
 COUNT_BADGE_JSON = "count-badge-json"
+VISIT_JSON = "visit-json"
+COUNT_JSON = "count-json"
 
 _PARAMETER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 

@@ -1,8 +1,10 @@
-"""Copy-paste snippets (Markdown and HTML) for a tag's badges, with absolute URLs for the site as it was reached.
+"""Copy-paste snippets for a tag: Markdown and HTML for its badges, and a few lines of plain script for a web page
+that shows the count as text (the counting JSON, with the counting badge for readers without scripts).
 
-The count page shows them (``templates/badge_snippets.html``). A README needs absolute URLs: they are built
-from the request (API Gateway's domain and stage, or a custom domain and its base path; see
-``web.Request.site_url``) and the definition's route table, never from a hard-coded path.
+The count page shows them as text to copy (``templates/badge_snippets.html``, escaped: the page itself runs no
+script). A README needs absolute URLs: they are built from the request (API Gateway's domain and stage, or a custom
+domain and its base path; see ``web.Request.site_url``) and the definition's route table, never from a hard-coded
+path.
 """
 
 from __future__ import annotations
@@ -31,8 +33,29 @@ BADGES = (
 )
 
 
+SCRIPT_ELEMENT_ID = "tag-counter"
+"""The id of the element the script snippet writes the count into."""
+
+
+def script_snippet(counting_json: str, badge: str, alt: str) -> str:
+    """HTML for a web page: an element the script fills with the count from ``counting_json`` (each load counts
+    one visit), and, for a reader without scripts, the counting badge instead (which counts that visit)."""
+    return "\n".join(
+        (
+            f'<span id="{SCRIPT_ELEMENT_ID}"></span>',
+            "<script>",
+            f'  fetch("{counting_json}")',
+            '    .then((response) => (response.ok ? response.json() : Promise.reject(response.status)))',
+            f'    .then((count) => {{ document.getElementById("{SCRIPT_ELEMENT_ID}").textContent = count.visits; }});',
+            "</script>",
+            f'<noscript><img src="{badge}" alt="{alt}"></noscript>',
+        )
+    )
+
+
 def badge_snippets(request: Request, tag: str) -> dict[str, Any]:
-    """The count page's badge section: one entry per badge (Markdown, HTML, image URL), and the JSON's URLs."""
+    """The count page's snippets: one entry per badge (Markdown, HTML, image URL), the script for a web page, and
+    the JSON's URLs."""
     page = request.absolute_link(links.COUNT, tag=tag)
     badges = []
     for key, route, title, description in BADGES:
@@ -49,4 +72,12 @@ def badge_snippets(request: Request, tag: str) -> dict[str, Any]:
             }
         )
     endpoint = request.absolute_link(links.COUNT_BADGE_JSON, tag=tag)
-    return {"badges": badges, "endpoint": endpoint, "shields": SHIELDS_ENDPOINT + quote(endpoint, safe="")}
+    counting_json = request.absolute_link(links.VISIT_JSON, tag=tag)
+    return {
+        "badges": badges,
+        "endpoint": endpoint,
+        "shields": SHIELDS_ENDPOINT + quote(endpoint, safe=""),
+        "script": script_snippet(counting_json, request.absolute_link(links.VISIT_BADGE, tag=tag), f"visits to {tag}"),
+        "counting_json": counting_json,
+        "reading_json": request.absolute_link(links.COUNT_JSON, tag=tag),
+    }

@@ -294,6 +294,19 @@ def html_response(
     return {"statusCode": int(status), "headers": all_headers, "body": str(body), "isBase64Encoded": False}
 
 
+def entity_tag(body: str) -> str:
+    """A strong ``ETag`` for a body: equal bodies, equal tags (the read-only badges and JSON)."""
+    return '"' + hashlib.sha256(body.encode("utf-8")).hexdigest()[:32] + '"'
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """Whether an ``If-None-Match`` header names ``etag`` (weak comparison, as RFC 9110 asks for it)."""
+    if not if_none_match:
+        return False
+    candidates = [candidate.strip() for candidate in if_none_match.split(",")]
+    return any(candidate == "*" or candidate.removeprefix("W/") == etag for candidate in candidates)
+
+
 ErrorResponder = Callable[[int, Request, BaseException | None, Mapping[str, str] | None], dict[str, Any]]
 """Makes a route's error response: ``(status, request, error or None, extra headers) -> response``."""
 

@@ -48,6 +48,7 @@ def test_round_trips_match_the_design_and_capacity_follows_item_sizes(round_trip
     # GIVEN the real handlers against moto, WHEN each page and two batch sizes are measured
     assert set(by_label) == {"GET /", "GET /tags/{tag}", "GET /counts/{tag}", "GET /tags/{tag}/badge.svg",
                              "GET /counts/{tag}/badge.svg", "GET /counts/{tag}/badge.json",
+                             "GET /tags/{tag}/count.json", "GET /counts/{tag}/count.json",
                              "stream batch of 1 record", "stream batch of 5 records"}
     # THEN every count is the design's and nothing is flagged
     assert regressions(results) == []
@@ -129,7 +130,7 @@ def test_warm_figures_for_every_function(round_trips):
     results = measure_warm(SETTINGS, captured["calls"], captured["stream_events"], iterations=20)
     assert [(r.function, r.records) for r in results] == [
         ("home", None), ("visit", None), ("count", None), ("visit-badge", None), ("count-badge", None),
-        ("count-badge-json", None), ("stream", 1), ("stream", 5)
+        ("count-badge-json", None), ("visit-json", None), ("count-json", None), ("stream", 1), ("stream", 5)
     ]
     for result in results:
         assert result.handler_ms > 0 and result.bare_ms > 0 and math.isfinite(result.ratio)

@@ -59,6 +59,7 @@ class Visitor:
     """A browser tab with scripts on or off that records every request it makes (a person's User-Agent)."""
 
     def __init__(self, browser: Any, javascript: bool) -> None:
+        self.javascript = javascript
         self.context = browser.new_context(java_script_enabled=javascript, user_agent=person_user_agent(browser))
         self.page = self.context.new_page()
         self.requests: list[str] = []

@@ -53,7 +53,8 @@ def test_tag_text_comes_back_escaped(site: Site) -> None:
     # Escaping is on for everything a template prints: a value with markup is shown, not interpreted.
     from functions.web import render
 
-    snippets = {"badges": [], "endpoint": "", "shields": ""}
+    snippets = {"badges": [], "endpoint": "", "shields": "", "script": "<script>y</script>", "counting_json": "",
+                "reading_json": ""}
     body = render(
         "count.html",
         tag='"><script>x</script>',
@@ -66,6 +67,7 @@ def test_tag_text_comes_back_escaped(site: Site) -> None:
         badge_snippets=snippets,
     )
     assert "<script>x" not in body and str(escape('"><script>x</script>')) in body
+    assert "<script>y" not in body and str(escape("<script>y</script>")) in body
 
 
 @pytest.mark.parametrize("raw", ["TOTAL", "total", "COUNTER", "site", "batch", "Site.Total", "tag", "pk"])
@@ -100,7 +102,7 @@ def test_missing_path_parameters_is_400_and_writes_nothing(site: Site) -> None:
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "get"])
 @pytest.mark.parametrize(
     "path", ["/", "/tags/hello", "/counts/hello", "/tags/hello/badge.svg", "/counts/hello/badge.svg",
-             "/counts/hello/badge.json"]
+             "/counts/hello/badge.json", "/tags/hello/count.json", "/counts/hello/count.json"]
 )
 def test_non_get_is_405_with_allow_and_writes_nothing(site: Site, method: str, path: str) -> None:
     response = site.get(path, method=method)

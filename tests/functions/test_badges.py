@@ -441,3 +441,30 @@ def test_a_captured_camo_request_counts_once_and_gets_an_uncacheable_badge(site:
 def test_printable_labels_of_any_script_are_shown_as_given(site: Site, label: str) -> None:
     root = svg(site.get("/counts/hello/badge.svg", query=[("label", label)]))
     assert texts(root) == ([label, "0"] if label else ["0"])
+
+
+# --- the script snippet -----------------------------------------------------------------------------------------
+
+
+def test_the_count_page_offers_a_script_snippet_shown_as_text_never_run(site: Site) -> None:
+    from .conftest import parse_page
+
+    body = site.get("/counts/caf%C3%A9", stage="prod")["body"]
+    page = parse_page(body)
+    base = "https://abc123.execute-api.us-east-1.amazonaws.com/prod/"
+    script = page.texts["script-html"]
+    # GIVEN the snippet as a reader copies it: the counting JSON fetched, its number written into the element ...
+    assert script.splitlines() == [
+        '<span id="tag-counter"></span>',
+        "<script>",
+        f'  fetch("{base}tags/caf%C3%A9/count.json")',
+        "    .then((response) => (response.ok ? response.json() : Promise.reject(response.status)))",
+        '    .then((count) => { document.getElementById("tag-counter").textContent = count.visits; });',
+        "</script>",
+        f'<noscript><img src="{base}tags/caf%C3%A9/badge.svg" alt="visits to café"></noscript>',
+    ]
+    assert page.texts["counting-json-url"] == f"{base}tags/caf%C3%A9/count.json"
+    assert page.texts["reading-json-url"] == f"{base}counts/caf%C3%A9/count.json"
+    # THEN the page itself holds it only as escaped text: no element of it is part of the page
+    assert "<script" not in body and "<noscript" not in body and "&lt;script&gt;" in body
+    assert "script" not in page.tags and "noscript" not in page.tags and "img" not in page.tags

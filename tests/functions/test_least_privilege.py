@@ -17,11 +17,13 @@ from definition import (
     COUNT,
     COUNT_BADGE,
     COUNT_BADGE_JSON,
+    COUNT_JSON,
     HOME,
     STREAM_PROCESSOR,
     TOTAL_KEY,
     VISIT,
     VISIT_BADGE,
+    VISIT_JSON,
     FunctionSpec,
     Grant,
     Settings,
@@ -126,7 +128,17 @@ def test_route_handlers_call_exactly_their_actions(site: Site, monkeypatch: pyte
     assert [call.operation for call in calls] == ["PutItem", "UpdateItem", "GetItem"]
     assert_exact_pairs(VISIT_BADGE, calls)
 
-    for path, spec in (("/counts/hello/badge.svg", COUNT_BADGE), ("/counts/hello/badge.json", COUNT_BADGE_JSON)):
+    # And the counting JSON (another tag this visitor has not seen; then a repeat, a HEAD and a bot).
+    calls.clear()
+    site.get("/tags/json/count.json")
+    site.get("/tags/json/count.json")
+    site.get("/tags/json/count.json", method="HEAD")
+    site.get("/tags/json/count.json", user_agent=BOT)
+    assert [call.operation for call in calls] == ["PutItem", "UpdateItem", "PutItem", "GetItem", "GetItem", "GetItem"]
+    assert_exact_pairs(VISIT_JSON, calls)
+
+    for path, spec in (("/counts/hello/badge.svg", COUNT_BADGE), ("/counts/hello/badge.json", COUNT_BADGE_JSON),
+                       ("/counts/hello/count.json", COUNT_JSON)):
         calls.clear()
         site.get(path)
         site.get(path, method="HEAD")
@@ -142,6 +154,9 @@ def test_invalid_and_refused_requests_call_nothing(site: Site) -> None:
     site.get("/tags/a%2Fb/badge.svg")
     site.get("/tags/hello/badge.svg", query=[("style", "round")])  # an invalid option: nothing counted
     site.get("/counts/hello/badge.json", method="DELETE")
+    site.get("/tags/a%2Fb/count.json")
+    site.get("/tags/hello/count.json", method="POST")
+    site.get("/counts/no%20spaces/count.json")
     assert calls == []
 
 

@@ -190,6 +190,8 @@ def test_fixtures_match_the_routes_they_claim() -> None:
         "/tags/{tag}/badge.svg",
         "/counts/{tag}/badge.svg",
         "/counts/{tag}/badge.json",
+        "/tags/{tag}/count.json",
+        "/counts/{tag}/count.json",
     }
 
 

@@ -173,3 +173,25 @@ def test_the_total_is_never_read_from_a_page_before_the_stream_ran(site: LocalSi
     visit(site, "one", times=3)
     assert site.drain()
     assert total(site) == 3
+
+
+def test_the_json_counter_is_served_like_the_deployed_api(site: LocalSite) -> None:
+    import json
+
+    # GIVEN the local site, WHEN a script's request loads the counting JSON twice
+    for expected in (1, 2):
+        reply = request(f"{site.url}tags/hello/count.json")
+        assert reply.status == 200
+        assert json.loads(reply.body) == {"tag": "hello", "visits": expected, "today": expected, "counted": True}
+        assert reply.headers["Content-Type"] == "application/json; charset=utf-8"
+        assert reply.headers["Access-Control-Allow-Origin"] == "*"
+        assert reply.headers["Cache-Control"] == "no-store"
+        assert reply.headers["Access-Control-Allow-Credentials"] is None and reply.headers["Set-Cookie"] is None
+    # THEN the read-only JSON shows both, with its ETag, and a bad tag is a JSON error with CORS, not a page
+    shown = request(f"{site.url}counts/hello/count.json")
+    assert json.loads(shown.body) == {"tag": "hello", "visits": 2, "today": 2} and shown.headers["ETag"]
+    assert tag_counts(site) == {"tag#hello": 2}
+    bad = request(f"{site.url}tags/no%20spaces/count.json")
+    assert bad.status == 400 and bad.headers["Access-Control-Allow-Origin"] == "*"
+    assert json.loads(bad.body)["error"] == "invalid tag"
+    assert tag_counts(site) == {"tag#hello": 2}

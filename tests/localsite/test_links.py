@@ -24,6 +24,8 @@ RENAMED = {
     "/tags/{tag}/badge.svg": "/hit/{tag}/image.svg",
     "/counts/{tag}/badge.svg": "/seen/{tag}/image.svg",
     "/counts/{tag}/badge.json": "/seen/{tag}/shield.json",
+    "/tags/{tag}/count.json": "/hit/{tag}/number.json",
+    "/counts/{tag}/count.json": "/seen/{tag}/number.json",
 }
 
 
@@ -72,13 +74,15 @@ def test_every_link_and_snippet_resolves(state_dir: Path, monkeypatch: pytest.Mo
 
 
 def test_head_is_routed_like_get_by_the_local_site(site: LocalSite) -> None:
-    for path in ("", "tags/hello", "counts/hello", "tags/hello/badge.svg", "counts/hello/badge.json"):
+    paths = ("", "tags/hello", "counts/hello", "tags/hello/badge.svg", "counts/hello/badge.json",
+             "tags/hello/count.json", "counts/hello/count.json")
+    for path in paths:
         head = request(f"{site.url}{path}", method="HEAD")
         get = request(f"{site.url}{path}")
         assert head.status == get.status == 200 and head.body == ""
         assert head.headers["Content-Type"] == get.headers["Content-Type"]
         assert head.headers["Cache-Control"] == get.headers["Cache-Control"]
-    assert tag_counts(site) == {"tag#hello": 2}  # the two GETs of counting routes, not the HEADs
+    assert tag_counts(site) == {"tag#hello": 3}  # the three GETs of counting routes, not the HEADs
     assert request(f"{site.url}tags/hello/badge.svg", method="DELETE").status == 404  # not routed at all
 
 

@@ -295,3 +295,14 @@ def test_the_checks_refuse_a_document_api_gateway_would_warn_about(program: Prog
     api_id = apigateway.create_rest_api(name="site")["id"]
     with pytest.raises(apigateway.exceptions.BadRequestException):
         imported_api(apigateway, api_id, json.dumps(broken))
+
+
+def test_the_json_counter_routes_each_reach_their_own_function(program: ProgramRun) -> None:
+    # GIVEN the deployed document, THEN both JSON paths are served, GET and HEAD, by their own functions
+    paths = document(program)["paths"]
+    for path, spec in (("/tags/{tag}/count.json", definition.VISIT_JSON),
+                       ("/counts/{tag}/count.json", definition.COUNT_JSON)):
+        assert set(paths[path]) == {"get", "head"}
+        uris = {operation["x-amazon-apigateway-integration"]["uri"] for operation in paths[path].values()}
+        assert uris == {function_for(program, spec)["invokeArn"]}
+    assert function_for(program, definition.VISIT_JSON).urn != function_for(program, definition.COUNT_JSON).urn
