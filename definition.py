@@ -194,6 +194,7 @@ VISIT_JSON = FunctionSpec(
     # It renders no template, but its error handling and the counting rule live in functions.web, which imports
     # Jinja2.
     uses_templates=True,
+    window_grants=(VISITOR_GRANT,),
 )
 COUNT_JSON = FunctionSpec(
     name=links.COUNT_JSON,

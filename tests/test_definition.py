@@ -214,3 +214,12 @@ def test_a_certificate_or_topic_of_another_region_is_named() -> None:
     with pytest.raises(ValueError, match="alarmTopicArn is in us-east-1, but the stack deploys to eu-west-1"):
         settings_from({"alarmTopicArn": TOPIC}).check_region("eu-west-1")
     Settings().check_region("eu-west-1")
+
+
+def test_every_counting_function_counts_visits_for_the_window_the_dashboard_and_the_alarm() -> None:
+    # A function that writes a visit (UpdateItem on tags) needs the window's marker grant and its log line's
+    # metric filter; one added without them would count visits the dashboard and the stalled alarm never see.
+    writes_tags = definition.Grant("dynamodb:UpdateItem", definition.TAG_KEYS)
+    counting = {spec.name for spec in definition.FUNCTIONS if writes_tags in spec.grants}
+    assert counting == {spec.name for spec in definition.FUNCTIONS if spec.counts_visits}
+    assert {"visit", "visit-badge", "visit-json"} <= counting
