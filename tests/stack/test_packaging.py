@@ -115,13 +115,6 @@ def test_code_archive_is_byte_identical_across_builds(tmp_path: Path) -> None:
             assert info.external_attr >> 16 == packaging.FILE_MODE
 
 
-def test_the_real_code_archive_is_byte_identical_across_builds(tmp_path: Path) -> None:
-    first = build(definition.ROOT, tmp_path / "one")
-    second = build(definition.ROOT, tmp_path / "two")
-    assert first.read_bytes() == second.read_bytes()
-    assert packaging.file_sha256_base64(first) == packaging.file_sha256_base64(second)
-
-
 def test_a_changed_source_changes_the_archive_and_its_hash(tmp_path: Path) -> None:
     root = plant(tmp_path / "src")
     before = packaging.BuiltArchive.of(build(root, tmp_path / "out"))
@@ -334,23 +327,14 @@ def test_two_machines_with_and_without_python313_build_one_code_archive(
     ]
 
 
-def fake_pip(target: Path, requirements: Path) -> list[str]:
-    """A pip stand-in that installs a tiny package into ``target`` (with a set constant, ordered by hash)."""
-    script = (
-        "import pathlib, sys; t = pathlib.Path(sys.argv[1]); (t / 'jinja2').mkdir(parents=True); "
-        "(t / 'jinja2' / '__init__.py').write_text('def known(x):\\n    return x in {\"alpha\", \"beta\", \"gamma\", "
-        "\"delta\", \"epsilon\"}\\n'); "
-        "(t / 'jinja2-3.1.6.dist-info').mkdir(); (t / 'jinja2-3.1.6.dist-info' / 'METADATA').write_text('Name: Jinja2')"
-    )
-    return [sys.executable, "-c", script, str(target)]
-
-
 def pip_with_a_console_script(target: Path, requirements: Path) -> list[str]:
-    """A pip stand-in that installs as ``pip install --target`` does, console script included: ``bin/<script>`` with a
-    shebang naming the build's own Python (here: a path inside the build directory) and its line in ``RECORD``."""
+    """A pip stand-in that installs a tiny package as ``pip install --target`` does (a set constant, which
+    bytecode orders by hash), console script included: ``bin/<script>`` with a shebang naming the build's own
+    Python (here: a path inside the build directory) and its line in ``RECORD``."""
+    source = 'def known(x):\\n    return x in {\\"alpha\\", \\"beta\\", \\"gamma\\", \\"delta\\", \\"epsilon\\"}\\n'
     script = (
         "import base64, hashlib, pathlib, sys; t = pathlib.Path(sys.argv[1]); "
-        "(t / 'jinja2').mkdir(parents=True); (t / 'jinja2' / '__init__.py').write_text('X = 1\\n'); "
+        f"(t / 'jinja2').mkdir(parents=True); (t / 'jinja2' / '__init__.py').write_text('{source}'); "
         "(t / 'bin').mkdir(); tool = f'#!{t.parent}/venv/bin/python\\nimport jinja2\\n'; "
         "(t / 'bin' / 'jinja2-tool').write_text(tool); "
         "digest = base64.urlsafe_b64encode(hashlib.sha256(tool.encode()).digest()).rstrip(b'=').decode(); "
@@ -359,27 +343,6 @@ def pip_with_a_console_script(target: Path, requirements: Path) -> list[str]:
         "jinja2/__init__.py,sha256=x,6\\njinja2-3.1.6.dist-info/RECORD,,\\n')"
     )
     return [sys.executable, "-c", script, str(target)]
-
-
-def test_a_layer_from_two_build_directories_is_byte_identical_without_console_scripts(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(packaging, "pip_install_command", pip_with_a_console_script)
-    first = packaging.build_layer(tmp_path / "one" / "layer")
-    second = packaging.build_layer(tmp_path / "elsewhere" / "deeper" / "layer")
-    assert first.read_bytes() == second.read_bytes()
-    assert names_in(first) == sorted(
-        [
-            "python/jinja2-3.1.6.dist-info/METADATA",
-            "python/jinja2-3.1.6.dist-info/RECORD",
-            "python/jinja2/__init__.py",
-            f"python/jinja2/__pycache__/__init__.{TAG}.pyc",
-        ]
-    )
-    with zipfile.ZipFile(first) as zf:
-        record = zf.read("python/jinja2-3.1.6.dist-info/RECORD").decode()
-        assert record == "jinja2/__init__.py,sha256=x,6\njinja2-3.1.6.dist-info/RECORD,,\n"
-        assert not [n for n in zf.namelist() if str(tmp_path).encode() in zf.read(n)]
 
 
 def test_without_dropping_console_scripts_the_two_layers_would_differ(
@@ -394,26 +357,32 @@ def test_without_dropping_console_scripts_the_two_layers_would_differ(
     assert first.read_bytes() != second.read_bytes()
 
 
-def test_two_machines_with_and_without_python313_build_one_layer(
+def test_two_machines_with_and_without_python313_build_one_layer_without_console_scripts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(packaging, "pip_install_command", fake_pip)
+    # Two machines, two build directories at different depths: the console script names each one.
+    monkeypatch.setattr(packaging, "pip_install_command", pip_with_a_console_script)
     with monkeypatch.context() as first:
         machine(first, tmp_path / "plain", with_python313=False)
         plain = packaging.build_layer(tmp_path / "plain" / "layer")
     with monkeypatch.context() as second:
         log = machine(second, tmp_path / "py313", with_python313=True)
-        other = packaging.build_layer(tmp_path / "py313" / "layer")
+        other = packaging.build_layer(tmp_path / "py313" / "elsewhere" / "deeper" / "layer")
     assert plain.name == other.name  # one cache key: the machine's Python is not part of it
     assert plain.read_bytes() == other.read_bytes()
     assert not log.exists()
     assert names_in(plain) == sorted(
         [
             "python/jinja2-3.1.6.dist-info/METADATA",
+            "python/jinja2-3.1.6.dist-info/RECORD",
             "python/jinja2/__init__.py",
             f"python/jinja2/__pycache__/__init__.{TAG}.pyc",
         ]
     )
+    with zipfile.ZipFile(plain) as zf:
+        record = zf.read("python/jinja2-3.1.6.dist-info/RECORD").decode()
+        assert record == "jinja2/__init__.py,sha256=x,6\njinja2-3.1.6.dist-info/RECORD,,\n"
+        assert not [n for n in zf.namelist() if str(tmp_path).encode() in zf.read(n)]
     assert pyc_header(plain, f"python/jinja2/__pycache__/__init__.{TAG}.pyc") == (PYTHON_313_MAGIC, 0b01)
 
 
