@@ -23,9 +23,9 @@ from tests.reliability.helpers import (
 )
 
 SEED = 6
-VISITS = 2000
+VISITS = 600
 VISITORS = 16
-TAIL = 200
+TAIL = 100
 
 # Hot tags, each reached through several spellings that must all count for the one normalized tag.
 HOT: dict[str, tuple[str, ...]] = {
