@@ -29,9 +29,9 @@ from tests.reliability.helpers import (
     visit_concurrently,
 )
 
-ROUNDS = 3
-VISITS_PER_ROUND = 400
-KILL_AFTER = 150
+ROUNDS = 2
+VISITS_PER_ROUND = 250
+KILL_AFTER = 100
 """Answers received in a round before its site is killed."""
 VISITORS = 16
 def test_sigkill_under_load_loses_no_confirmed_visit_and_reissues_no_number(state_dir: Path) -> None:

@@ -32,9 +32,9 @@ from tests.reliability.helpers import (
 )
 
 SEED = 8
-VISITS = 600
+VISITS = 300
 VISITORS = 12
-RESTART_AFTER = 200
+RESTART_AFTER = 100
 """Answers received before the site is stopped."""
 REFUSED_RETRY_SECONDS = 60.0
 """How long a visitor keeps reloading while the site is down (a bound against a hang, not a timing)."""
