@@ -7,9 +7,10 @@ each makes one log line of bounded length.
 from __future__ import annotations
 
 import logging
+import select
 import socket
+import sys
 import threading
-import time
 from urllib.parse import quote
 
 import pytest
@@ -175,6 +176,16 @@ def test_head_carries_the_content_length_of_get(site: LocalSite, path: str) -> N
     assert head_answer.endswith(b"\r\n\r\n")  # and no body
 
 
+def reset_arrived(connection: socket.socket) -> bool:
+    """Whether the peer's reset (or close) has reached this socket, without reading any data."""
+    if not select.select([connection], [], [], 0)[0]:
+        return False
+    try:
+        return connection.recv(1, socket.MSG_PEEK) == b""
+    except ConnectionResetError:
+        return True
+
+
 def test_a_client_that_leaves_early_makes_one_line_with_the_counted_status(
     site: LocalSite, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -184,8 +195,9 @@ def test_a_client_that_leaves_early_makes_one_line_with_the_counted_status(
 
     def respond_after_the_client_left(*args, **kwargs):  # type: ignore[no-untyped-def]
         answer = original(*args, **kwargs)
+        server_side = sys._getframe(1).f_locals["self"].connection  # the request handler's socket
         gone.wait(10)
-        time.sleep(0.2)  # the reset reaches the site's socket
+        wait_until(lambda: reset_arrived(server_side), what="the client's reset to reach the site's socket")
         return answer
 
     monkeypatch.setattr(site, "respond", respond_after_the_client_left)
