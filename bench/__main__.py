@@ -3,7 +3,7 @@
 Sections, in order: DynamoDB round trips and capacity (always; the run fails if a count regresses), cold start,
 warm request, the pluggable sections of ``bench.sections`` (package sizes...), the local site under load, the
 cost model and the route functions' memory. A full run takes a few minutes and rewrites ``BENCHMARKS.md``;
-``--quick`` takes about a minute, with fewer samples, and writes the file only with ``--write``.
+``--quick`` takes about 90 seconds, with fewer samples and without the full run's variants, and writes the file only with ``--write``.
 
 Exit status: 0 when every design budget holds, 1 when one is broken (a page or batch makes more DynamoDB round
 trips than allowed, or a section reports a failure; a loud message says which), 2 on bad options. Speed and
@@ -105,10 +105,14 @@ def run(options: argparse.Namespace, argv: Sequence[str],
     else:
         # First as the packaging ships from this machine, then (full runs) with the other bytecode.
         report.cold_mode, report.cold_mode_reason = shipped_bytecode()
-        _say(f"cold start: {options.runs} interleaved runs per function, its stdlib build and floor, "
+        # A quick run measures each function beside its floor only: the stdlib build's and the import-time runs
+        # would double its time and are the full run's depth (BENCHMARKS.md keeps their figures).
+        depth = "" if options.quick else ", its stdlib build"
+        _say(f"cold start: {options.runs} interleaved runs per function{depth} and floor, "
              f"{BYTECODE_MODES[report.cold_mode]}")
         report.cold, report.cold_archive = measure_cold_starts(
-            settings, runs=options.runs, bytecode=report.cold_mode, stdlib=True, progress=_say
+            settings, runs=options.runs, bytecode=report.cold_mode, stdlib=not options.quick,
+            importtime=not options.quick, progress=_say
         )
         report.cold_runs = options.runs
         if not options.quick and not options.no_bytecode_variant:

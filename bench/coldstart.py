@@ -158,10 +158,10 @@ class ColdStart:
     """The templates its module loads at init; the floor compiles the same ones."""
     handler_runs: list[ColdRun] = field(default_factory=list)
     floor_runs: list[ColdRun] = field(default_factory=list)
-    extra_imports: list[tuple[str, float]] = field(default_factory=list)
-    """Packages the handler imports and the floor does not, with their own import ms (one run). The function's
-    own modules include the work they do at import (the client, the templates)."""
-    avoided_imports: list[tuple[str, float]] = field(default_factory=list)
+    extra_imports: list[tuple[str, float]] | None = None
+    """Packages the handler imports and the floor does not, with their own import ms (one run; None: not measured,
+    as in a quick run). The function's own modules include the work they do at import (the client, the templates)."""
+    avoided_imports: list[tuple[str, float]] | None = None
     """Packages the floor imports and the handler does not (e.g. boto3: the functions use botocore directly)."""
     stdlib_runs: list[ColdRun] = field(default_factory=list)
     """The same handler from the stdlib build (``STDLIB_REWRITES``), interleaved with the other two."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 import platform
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -406,6 +406,13 @@ STDLIB_FINDINGS = (
 """The standard-library client experiment: what it is, how it was checked, and why it is not shipped."""
 
 
+def _imports(imports: list[tuple[str, float]] | None, shown: Callable[[str, float], bool], empty: str) -> str:
+    """One cell of import figures; a quick run does not measure them."""
+    if imports is None:
+        return "not measured (quick run)"
+    return ", ".join(f"{name} {ms:.0f} ms" for name, ms in imports if shown(name, ms)) or empty
+
+
 def _cold_section(report: Report) -> list[str]:
     if report.cold is None:
         return []
@@ -417,8 +424,8 @@ def _cold_section(report: Report) -> list[str]:
             _ms(r.first_cpu_ms), _ms(r.warm_cpu_ms), _ratio(r.first_ratio, 1), _status(r.first_met),
             _ms(r.median_of("floor_runs", "first_cpu_ms")), _ms(r.median_of("floor_runs", "warm_cpu_ms")),
             str(sum(run.first_full_collections for run in r.handler_runs)),
-            ", ".join(f"{name} {ms:.0f} ms" for name, ms in r.extra_imports if name != "functions") or "none",
-            ", ".join(f"{name} {ms:.0f} ms" for name, ms in r.avoided_imports if ms >= 0.5) or "-",
+            _imports(r.extra_imports, lambda name, ms: name != "functions", "none"),
+            _imports(r.avoided_imports, lambda name, ms: ms >= 0.5, "-"),
         ))
     model_rows = []
     for r in report.cold:

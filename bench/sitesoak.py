@@ -13,7 +13,7 @@ cost of durability, side by side on the same machine. ``--json`` prints the figu
 
 As a ``./dev bench`` section (``SECTION``, ``--skip sitesoak``), each soak runs in a fresh interpreter (the site's
 memory is then its own, not the benchmark's): 30,000 visits, then the three ways of saving side by side in
-interleaved runs (``--quick``: a few thousand visits, one run of each).
+interleaved runs (``--quick``: a thousand visits, one run of each).
 """
 
 from __future__ import annotations
@@ -203,7 +203,7 @@ class SoakPlan:
 
 
 FULL = SoakPlan(visits=30_000, chunk=1_000, compare_visits=3_000, compare_runs=3)
-QUICK = SoakPlan(visits=3_000, chunk=500, compare_visits=500, compare_runs=1)
+QUICK = SoakPlan(visits=1_000, chunk=250, compare_visits=250, compare_runs=1)
 
 SAVINGS = (
     ("behind the answers, as before (a kill lost confirmed visits)", "behind", "FULL"),
