@@ -202,12 +202,16 @@ def _tag(raw: str) -> str:
 
 
 def default_ask(question: str) -> bool | None:
-    """Ask on the terminal (``/dev/tty``, so that an import from standard input can still ask); None: no terminal."""
+    """Ask on the terminal (``/dev/tty``, so that an import from standard input can still ask); None: no terminal.
+
+    The terminal is opened twice, once to write and once to read: a text file opened "r+" must be seekable,
+    which a terminal is not, so that open fails on every real terminal.
+    """
     try:
-        with open("/dev/tty", "r+", encoding="utf-8") as terminal:
-            terminal.write(f"{question} [y/N] ")
-            terminal.flush()
-            return terminal.readline().strip().lower() in ("y", "yes")
+        with open("/dev/tty", "w", encoding="utf-8") as out, open("/dev/tty", encoding="utf-8") as answer:
+            out.write(f"{question} [y/N] ")
+            out.flush()
+            return answer.readline().strip().lower() in ("y", "yes")
     except OSError:
         return None
 
