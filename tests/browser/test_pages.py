@@ -60,6 +60,11 @@ def test_an_unknown_page_shows_the_404_page(site: LocalSite, visitor: Visitor) -
     response = visitor.page.goto(f"{site.url}no/such/page")
     assert response is not None and response.status == 404
     assert visitor.page.locator("h1").inner_text() == "Page not found"
+    # The page is no dead end: its link leads to the home page
+    visitor.page.get_by_role("link", name="Go to the home page").click()
+    visitor.page.wait_for_load_state()
+    assert visitor.page.url == site.url
+    assert visitor.page.locator("#site-total").count() == 1
     only_local(visitor, site)
 
 
