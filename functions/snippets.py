@@ -39,14 +39,17 @@ SCRIPT_ELEMENT_ID = "tag-counter"
 
 def script_snippet(counting_json: str, badge: str, alt: str) -> str:
     """HTML for a web page: an element the script fills with the count from ``counting_json`` (each load counts
-    one visit), and, for a reader without scripts, the counting badge instead (which counts that visit)."""
+    one visit), and, for a reader without scripts, the counting badge instead (which counts that visit).
+
+    The script groups the count by thousands in English (``74,606``), as the pages and badges do
+    (``web.format_count``)."""
     return "\n".join(
         (
             f'<span id="{SCRIPT_ELEMENT_ID}"></span>',
             "<script>",
             f'  fetch("{counting_json}")',
             '    .then((response) => (response.ok ? response.json() : Promise.reject(response.status)))',
-            f'    .then((count) => {{ document.getElementById("{SCRIPT_ELEMENT_ID}").textContent = count.visits; }});',
+            f'    .then((count) => {{ document.getElementById("{SCRIPT_ELEMENT_ID}").textContent = count.visits.toLocaleString("en-US"); }});',
             "</script>",
             f'<noscript><img src="{badge}" alt="{alt}"></noscript>',
         )

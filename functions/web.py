@@ -100,6 +100,23 @@ def security_headers(cache_control: str) -> dict[str, str]:
     }
 
 
+def format_count(count: int, compact: bool = False) -> str:
+    """A count for people: ``1,234,567``, or with ``compact`` ``1.2M`` (never more than the count: truncated).
+
+    The one rule for every number a page or a badge shows: the templates' ``count`` filter is this function.
+    """
+    if not compact or count < 1000:
+        return f"{count:,}"
+    for unit, size in (("B", 10**9), ("M", 10**6), ("k", 10**3)):
+        if count >= size:
+            tenths = count * 10 // size
+            if tenths < 100:
+                whole, tenth = divmod(tenths, 10)
+                return f"{whole}.{tenth}{unit}" if tenth else f"{whole}{unit}"
+            return f"{count // size}{unit}"
+    return str(count)  # unreachable: count >= 1000 always finds a unit
+
+
 def build_environment() -> Environment:
     """Build the container's Jinja2 environment (autoescaping on, no template loaded yet); ``environment`` returns
     it. Called once at import; handlers then load their templates with ``load_templates`` (a rebuild drops them)."""
@@ -115,6 +132,7 @@ def build_environment() -> Environment:
     # Markup: the stylesheet is our own file; its text must reach the page byte for byte to match the hash.
     env.globals["stylesheet"] = Markup(STYLESHEET_TEXT)
     env.globals["total_catch_up"] = total_catch_up
+    env.filters["count"] = format_count
     _environment = env
     return env
 
