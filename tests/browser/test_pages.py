@@ -90,3 +90,23 @@ def test_no_script_and_a_strict_policy_on_every_page(site: LocalSite, browser: A
             tab.close()
     # Scripts on or off makes no difference beyond the counts that moved in between.
     assert [t.split()[:3] for t in texts[False]] == [t.split()[:3] for t in texts[True]]
+
+
+def test_the_count_page_shows_its_read_only_badge_without_counting(site: LocalSite, visitor: Visitor) -> None:
+    from tests.localsite.helpers import tag_counts
+
+    tag = f"shown-{uuid.uuid4().hex[:8]}"
+    # GIVEN a tag with one visit; WHEN a visitor opens its count page
+    visitor.page.goto(f"{site.url}tags/{tag}")
+    response = visitor.page.goto(f"{site.url}counts/{tag}")
+    assert response is not None and response.status == 200
+    # THEN the page shows the read-only badge (the policy lets it load: no refusal in the console) ...
+    image = visitor.page.locator("#badge-preview")
+    image.wait_for()
+    visitor.page.wait_for_function("document.getElementById('badge-preview').complete")
+    assert image.evaluate("i => i.naturalHeight") == 20
+    assert f"{site.url}counts/{tag}/badge.svg" in visitor.requests
+    assert not [line for line in visitor.console if "Refused" in line or "Security Policy" in line], visitor.console
+    # ... and showing it added no visit
+    assert tag_counts(site).get(f"tag#{tag}") == 1
+    only_local(visitor, site)
