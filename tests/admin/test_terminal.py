@@ -110,7 +110,7 @@ def test_yes_on_the_terminal_lowers_the_count(local: tuple[LocalSite, tuple[str,
     terminal = Terminal("set", "hello", "5", *where)
     terminals.append(terminal)
     # WHEN the command asks and the owner answers yes
-    terminal.wait_for("Lower or delete 1 count(s)? [y/N] ")
+    terminal.wait_for("Lower or delete 1 count? [y/N] ")
     terminal.type("y\n")
     # THEN the count is lowered
     assert terminal.finish() == cli.OK, terminal.shown
