@@ -60,6 +60,8 @@ EXIT_CODES = f"""exit codes:
   {BUG}    unexpected error (a bug: the traceback is on standard error); an import may be partly written
   {INTERRUPTED}  interrupted (Ctrl-C); an import may be partly written: run it again"""
 
+EXIT_CODES_POINTER = "exit codes: the same for every subcommand, listed by ./dev admin --help"
+
 Ask = Callable[[str], "bool | None"]
 
 
@@ -117,9 +119,9 @@ def parser() -> argparse.ArgumentParser:
     confirm.add_argument("--yes", action="store_true", help="do not ask before lowering or deleting counts")
 
     def add(name: str, help_text: str, *parents: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        # The exit codes are the same for every subcommand: listed once, in the top-level help.
         return sub.add_parser(
-            name, help=help_text, description=help_text, parents=[common, *parents], epilog=EXIT_CODES,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+            name, help=help_text, description=help_text, parents=[common, *parents], epilog=EXIT_CODES_POINTER,
         )
 
     visits = _bounded("N", 0, MAX_VISITS)

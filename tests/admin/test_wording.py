@@ -123,3 +123,21 @@ def test_reconcile_on_a_table_whose_days_alone_are_wrong_says_so(admin: Admin) -
     again = admin("reconcile", "--settle", "0")
     assert again.out.endswith("total and daily figures already right, nothing changed\n")
     assert "waiting" not in again.err  # no settle period, nothing to wait for
+
+
+SUBCOMMANDS = ("set", "reset", "delete", "import", "export", "reconcile")
+
+
+def test_the_exit_codes_are_listed_once_in_the_top_level_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        cli.run(["--help"])
+    assert stopped.value.code == 0
+    top = capsys.readouterr().out
+    assert cli.EXIT_CODES in top  # the whole table, as written
+    for subcommand in SUBCOMMANDS:
+        with pytest.raises(SystemExit):
+            cli.run([subcommand, "--help"])
+        shown = capsys.readouterr().out
+        # Each subcommand points to it instead of repeating its 13 lines.
+        assert "exit codes: the same for every subcommand, listed by ./dev admin --help" in shown, subcommand
+        assert "interrupted (Ctrl-C)" not in shown and "unexpected error" not in shown, subcommand
