@@ -30,6 +30,7 @@ from admin import retry
 from admin.progress import Progress
 from admin.records import TagRecord
 from admin.retry import MAX_ATTEMPTS, Sleep, delay, with_backoff
+from admin.wording import counted
 from functions import history
 from functions.keys import COUNT_ATTRIBUTE, tag_key
 
@@ -80,7 +81,8 @@ class Change:
             return f"{self.tag}: {self.visits_before} -> deleted"
         text = f"{self.tag}: {self.visits_before} -> {self.visits_after}"
         if self.after.days is not None and self._days(self.after) != self._days(self.before):
-            text += f" (history: {len(self._days(self.before))} days -> {len(self._days(self.after))} days)"
+            before, after = len(self._days(self.before)), len(self._days(self.after))
+            text += f" (history: {counted(before, 'day')} -> {counted(after, 'day')})"
         return text
 
 

@@ -29,11 +29,13 @@ from admin.reconcile import (
     DEFAULT_SETTLE_SECONDS,
     MAX_ATTEMPTS,
     MAX_SETTLE_SECONDS,
+    ReconcileResult,
     TotalChanged,
     reconcile,
 )
 from admin.scan import DEFAULT_SEGMENTS, MAX_SEGMENTS, scan_tag_items
 from admin.table import UnrecognisedTable, check_table
+from admin.wording import counted, number
 from admin.target import DEFAULT_STATE_DIR, NoTarget, Target, resolve
 from functions.history import MAX_HISTORY_DAYS
 from functions.tags import InvalidTag, normalize_tag
@@ -58,6 +60,8 @@ EXIT_CODES = f"""exit codes:
   {BUG}    unexpected error (a bug: the traceback is on standard error); an import may be partly written
   {INTERRUPTED}  interrupted (Ctrl-C); an import may be partly written: run it again"""
 
+EXIT_CODES_POINTER = "exit codes: the same for every subcommand, listed by ./dev admin --help"
+
 Ask = Callable[[str], "bool | None"]
 
 
@@ -75,9 +79,9 @@ def _bounded(name: str, low: float, high: float, kind: type = int) -> Callable[[
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number from {low:g} to {high:g}") from None
+            raise argparse.ArgumentTypeError(f"{name} must be a number from {number(low)} to {number(high)}") from None
         if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{name} must be from {low:g} to {high:g}, got {text}")
+            raise argparse.ArgumentTypeError(f"{name} must be from {number(low)} to {number(high)}, got {text}")
         return value
 
     return parse
@@ -115,9 +119,9 @@ def parser() -> argparse.ArgumentParser:
     confirm.add_argument("--yes", action="store_true", help="do not ask before lowering or deleting counts")
 
     def add(name: str, help_text: str, *parents: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        # The exit codes are the same for every subcommand: listed once, in the top-level help.
         return sub.add_parser(
-            name, help=help_text, description=help_text, parents=[common, *parents], epilog=EXIT_CODES,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+            name, help=help_text, description=help_text, parents=[common, *parents], epilog=EXIT_CODES_POINTER,
         )
 
     visits = _bounded("N", 0, MAX_VISITS)
@@ -202,12 +206,16 @@ def _tag(raw: str) -> str:
 
 
 def default_ask(question: str) -> bool | None:
-    """Ask on the terminal (``/dev/tty``, so that an import from standard input can still ask); None: no terminal."""
+    """Ask on the terminal (``/dev/tty``, so that an import from standard input can still ask); None: no terminal.
+
+    The terminal is opened twice, once to write and once to read: a text file opened "r+" must be seekable,
+    which a terminal is not, so that open fails on every real terminal.
+    """
     try:
-        with open("/dev/tty", "r+", encoding="utf-8") as terminal:
-            terminal.write(f"{question} [y/N] ")
-            terminal.flush()
-            return terminal.readline().strip().lower() in ("y", "yes")
+        with open("/dev/tty", "w", encoding="utf-8") as out, open("/dev/tty", encoding="utf-8") as answer:
+            out.write(f"{question} [y/N] ")
+            out.flush()
+            return answer.readline().strip().lower() in ("y", "yes")
     except OSError:
         return None
 
@@ -218,7 +226,7 @@ def _confirm(args: argparse.Namespace, lowering: Sequence[Change], ask: Ask, tar
     shown = "\n".join(f"  {change.describe()}" for change in lowering[:10])
     more = f"\n  ... and {len(lowering) - 10} more" if len(lowering) > 10 else ""
     print(f"These changes lower counts on {target.where}:\n{shown}{more}", file=sys.stderr)
-    answer = ask(f"Lower or delete {len(lowering)} count(s)?")
+    answer = ask(f"Lower or delete {counted(len(lowering), 'count')}?")
     if answer is None:
         raise Failure(NOT_CONFIRMED, "counts would be lowered and there is no terminal to ask: run again with --yes. "
                       "Nothing was written.")
@@ -262,7 +270,7 @@ def _change_counts(
     if label != "import":
         print(f"{target.where}: {planned[0].describe()}")
     else:
-        print(f"{target.where}: {written} tags changed, {unchanged} already as the file says")
+        print(f"{target.where}: {counted(written, 'tag')} changed, {unchanged:,} already as asked")
     return OK
 
 
@@ -282,7 +290,8 @@ def _import(args: argparse.Namespace, target_for: Callable[[], Target], ask: Ask
     except BadInput as bad:
         listed = "\n".join(f"  {problem}" for problem in bad.problems)
         more = f"\n  ... and {bad.more} more" if bad.more else ""
-        raise Failure(BAD_INPUT, f"{args.file} was not imported:\n{listed}{more}\nNothing was written.") from None
+        shown = "standard input" if args.file == "-" else args.file
+        raise Failure(BAD_INPUT, f"{shown} was not imported:\n{listed}{more}\nNothing was written.") from None
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
@@ -320,20 +329,47 @@ def _export(args: argparse.Namespace, target: Target) -> int:
         records = sorted(records, key=lambda record: record.tag)
     count = 0
 
-    def counted() -> Iterator[TagRecord]:
+    def tallied() -> Iterator[TagRecord]:
         nonlocal count
         for record in records:
             count += 1
             yield record
 
     with _output(args.output) as out:
-        for line in (json_lines if fmt == "json" else csv_lines)(counted()):
+        for line in (json_lines if fmt == "json" else csv_lines)(tallied()):
             out.write(line)
-    print(f"exported {count} tags from {target.where}" + (f" to {args.output}" if args.output else ""), file=sys.stderr)
+    destination = f" to {args.output}" if args.output else ""
+    print(f"exported {counted(count, 'tag')} from {target.where}{destination}", file=sys.stderr)
     return OK
 
 
+def reconcile_outcome(result: ReconcileResult, dry_run: bool) -> str:
+    """What reconcile changed, exactly: the total, the daily figures of some days, both, or nothing."""
+    changes = []
+    if result.total_differs:
+        changes.append(f"the total ({result.previous_total:,} -> {result.counted_total:,})")
+    days = result.days_differing
+    if days:
+        changes.append(f"the daily figures of {counted(len(days), 'day')}")
+    if not changes:
+        return "total and daily figures already right, nothing changed"
+    what = " and ".join(changes)
+    if dry_run:
+        return f"dry run, nothing changed; would update {what}"
+    kept = "" if result.total_differs else " (the total was already right)"
+    return f"updated {what}{kept}"
+
+
 def _reconcile(args: argparse.Namespace, target: Target) -> int:
+    def waiting(seconds: float, attempt: int) -> None:
+        tries = f" (reading {attempt} of {args.attempts})" if args.attempts > 1 else ""
+        print(
+            f"waiting {seconds:.1f} s{tries}: the total and the tags must stay unchanged that long, so that no visit is "
+            "arriving and the stream processor has applied every earlier visit",
+            file=sys.stderr,
+            flush=True,
+        )
+
     try:
         result = reconcile(
             target.dynamodb,
@@ -344,19 +380,14 @@ def _reconcile(args: argparse.Namespace, target: Target) -> int:
             settle=args.settle,
             attempts=args.attempts,
             history_days=args.history_days or target.history_days,
+            waiting=waiting,
         )
     except TotalChanged as error:
         raise Failure(NOT_STEADY, f"not written: {error}; run it again in a quiet moment") from None
-    if result.changed:
-        outcome = "total updated"
-    elif args.dry_run:
-        outcome = "dry run, nothing changed"
-    else:
-        outcome = "total already right, nothing changed"
     in_window = sum(count for _, count in result.days)
     print(
-        f"{target.where}: {result.tags} tags hold {result.counted_total} visits ({in_window} in the daily "
-        f"window); the total was {result.previous_total}: {outcome}"
+        f"{target.where}: {counted(result.tags, 'tag')} hold {result.counted_total:,} visits ({in_window:,} in the "
+        f"daily window); the total was {result.previous_total:,}: {reconcile_outcome(result, args.dry_run)}"
     )
     return OK
 

@@ -44,6 +44,7 @@ from botocore.exceptions import ClientError
 
 from admin.scan import DEFAULT_SEGMENTS, MAX_SEGMENTS, scan_tag_items
 from admin.table import check_table
+from admin import wording
 from functions import history
 from functions.keys import COUNT_ATTRIBUTE, PARTITION_KEY, TAG_PREFIX, total_key
 
@@ -78,6 +79,17 @@ class ReconcileResult:
     """The total item's days before."""
     attempts: int = 1
     """Readings taken until one was steady."""
+
+    @property
+    def total_differs(self) -> bool:
+        """Whether the total's visits were (or, on a dry run, would be) changed."""
+        return self.previous_total != self.counted_total
+
+    @property
+    def days_differing(self) -> tuple[date, ...]:
+        """The days whose site-wide figure was (or would be) changed, added or removed."""
+        before, after = dict(self.previous_days), dict(self.days)
+        return tuple(sorted(day for day in set(before) | set(after) if before.get(day, 0) != after.get(day, 0)))
 
 
 @dataclass(frozen=True)
@@ -165,13 +177,15 @@ def reconcile(
     today: date | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    waiting: Callable[[float, int], None] | None = None,
 ) -> ReconcileResult:
     """Set the total and daily totals to the sums of the tag items, from a steady reading (module docstring).
 
     ``streams`` is a DynamoDB Streams client (default: one for ``client``'s region and emulator, if any).
     ``settle`` defaults to 0 for callers that know no visit is flowing (the local site at start, tests); the
     command line waits ``DEFAULT_SETTLE_SECONDS``. ``page_size`` caps the items each Scan call reads (default:
-    DynamoDB's 1 MB pages). ``TotalChanged`` when no reading was steady.
+    DynamoDB's 1 MB pages). ``waiting(seconds, attempt)`` is told before each wait of the settle period (the
+    command line says what it waits for). ``TotalChanged`` when no reading was steady.
     """
     if not 1 <= attempts <= MAX_ATTEMPTS:
         raise ValueError(f"attempts must be between 1 and {MAX_ATTEMPTS}")
@@ -199,6 +213,8 @@ def reconcile(
         counted, tags, days = _count(client, table_name, segments, page_size, window)
         remaining = settle - (clock() - started)
         if remaining > 0:
+            if waiting is not None:
+                waiting(remaining, attempt)
             sleep(remaining)
         after = _read_total(client, table_name)
         writes = watch.tag_writes()
@@ -218,7 +234,7 @@ def reconcile(
         if _write_total(client, table_name, before, counted, days, today):
             return ReconcileResult(**{**result.__dict__, "changed": True})
     raise TotalChanged(
-        f"no steady reading in {attempts} attempts of {settle:g} s: visits are arriving or the stream "
+        f"no steady reading in {wording.counted(attempts, 'attempt')} of {settle:g} s: visits are arriving or the stream "
         "processor is still applying records"
     )
 

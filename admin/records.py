@@ -141,7 +141,7 @@ class _Checker:
         else:
             value = None
         if value is None or not 0 <= value <= MAX_VISITS:
-            self.problem(line, f"{what} {_show(raw)} is not a whole number from 0 to {MAX_VISITS}")
+            self.problem(line, f"{what} {_show(raw)} is not a whole number from 0 to {MAX_VISITS:,}")
             return None
         return value
 

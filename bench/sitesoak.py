@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import resource
 import subprocess
 import sys
@@ -177,6 +178,16 @@ def _saving(state: Any, write_through: bool, synchronous: str) -> Iterator[None]
         state.StatePersister.on_write, state.SYNCHRONOUS = original_on_write, original_synchronous
 
 
+def growth_text(soak: Soak, warm_up: int = 1) -> str:
+    """The memory growth as the output says it; with no chunk after the warm-up there is none to measure."""
+    growth = soak.growth_per_thousand(warm_up)
+    if math.isnan(growth):
+        chunks = "no chunk" if not soak.chunks else ("one chunk only" if len(soak.chunks) == 1 else
+                                                     f"{len(soak.chunks)} chunks only")
+        return f"not measured: {chunks} (growth is read after the first; send more visits than --chunk)"
+    return f"{growth:.2f} MB per 1,000 visits"
+
+
 def render(soak: Soak) -> str:
     """The figures as a text table."""
     lines = [f"local site soak, {soak.clients} clients, every visit to a new tag, counts saved {soak.saving}; "
@@ -185,7 +196,7 @@ def render(soak: Soak) -> str:
     for chunk in soak.chunks:
         lines.append(f"{chunk.visits:>8} {chunk.errors:>6} {chunk.per_second:>9.0f} {chunk.median_ms:>10.1f} "
                      f"{chunk.p99_ms:>8.1f} {chunk.resident_mb:>10.0f}")
-    lines.append(f"memory growth after the first chunk: {soak.growth_per_thousand():.2f} MB per 1,000 visits")
+    lines.append(f"memory growth after the first chunk: {growth_text(soak)}")
     return "\n".join(lines)
 
 
@@ -269,7 +280,7 @@ def summary_rows(result: SoakFigures) -> list[Row]:
         Row("site soak: throughput", f"{soak.per_second:.0f} req/s, {soak.visits:,} visits", NO_GOAL, NO_GOAL),
         Row("site soak: p99", f"{soak.p99_ms:.1f} ms (median {soak.median_ms:.1f} ms)", NO_GOAL, NO_GOAL),
         Row("site soak: memory after", f"{soak.end_mb:.0f} MB ({soak.start_mb:.0f} MB at start)", NO_GOAL, NO_GOAL),
-        Row("site soak: memory growth", f"{soak.growth_per_thousand():.2f} MB per 1,000 visits", NO_GOAL, NO_GOAL),
+        Row("site soak: memory growth", growth_text(soak), NO_GOAL, NO_GOAL),
     ]
     if soak.errors:
         rows.append(Row("site soak: errors", f"{soak.errors:,} visits not answered 200", "none", NOT_MET))
@@ -304,8 +315,8 @@ def markdown(result: SoakFigures) -> list[str]:
                        [(f"{c.visits:,}", str(c.errors), f"{c.per_second:.0f}", f"{c.median_ms:.1f}",
                          f"{c.p99_ms:.1f}", f"{c.resident_mb:.0f}") for c in _shown(soak.chunks)]),
         "",
-        f"{soak.start_mb:.0f} MB at start, {soak.end_mb:.0f} MB after {soak.visits:,} new tags: "
-        f"{soak.growth_per_thousand():.2f} MB per 1,000 visits after the first chunk. Over all the visits: "
+        f"{soak.start_mb:.0f} MB at start, {soak.end_mb:.0f} MB after {soak.visits:,} new tags; memory growth "
+        f"after the first chunk: {growth_text(soak)}. Over all the visits: "
         f"{soak.per_second:.0f} visits/s, median {soak.median_ms:.1f} ms, p99 {soak.p99_ms:.1f} ms, "
         f"{soak.errors} errors.",
         "",

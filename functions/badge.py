@@ -30,6 +30,7 @@ from functions.web import (
     Request,
     entity_tag,
     etag_matches,
+    format_count,
     load_templates,
     render,
     route_handler,
@@ -239,20 +240,6 @@ def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
     if value in allowed:
         return value
     raise InvalidOption(f"The {name} option must be {', '.join(allowed[:-1])} or {allowed[-1]}.", f"invalid {name}")
-
-
-def format_count(count: int, compact: bool = False) -> str:
-    """A count for people: ``1,234,567``, or with ``compact`` ``1.2M`` (never more than the count: truncated)."""
-    if not compact or count < 1000:
-        return f"{count:,}"
-    for unit, size in (("B", 10**9), ("M", 10**6), ("k", 10**3)):
-        if count >= size:
-            tenths = count * 10 // size
-            if tenths < 100:
-                whole, tenth = divmod(tenths, 10)
-                return f"{whole}.{tenth}{unit}" if tenth else f"{whole}{unit}"
-            return f"{count // size}{unit}"
-    return str(count)  # unreachable: count >= 1000 always finds a unit
 
 
 def count_message(options: BadgeOptions, visits: int, today: int) -> str:

@@ -21,6 +21,7 @@ def handler(request: Request) -> Page:
     """Lambda handler ``(event, context) -> response`` for a tag's count page."""
     tag = request.tag()
     counts, total = get_store().read_counts(tag)
+    snippets = badge_snippets(request, tag)
     return Page(
         "count.html",
         {
@@ -30,6 +31,7 @@ def handler(request: Request) -> Page:
             "chart": bar_chart(counts.days),
             "total": total.visits,
             "visit_href": request.link(links.VISIT, tag=tag),
-            "badge_snippets": badge_snippets(request, tag),
+            "badge_snippets": snippets,
         },
+        images=(snippets["preview"],),
     )

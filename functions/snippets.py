@@ -39,14 +39,17 @@ SCRIPT_ELEMENT_ID = "tag-counter"
 
 def script_snippet(counting_json: str, badge: str, alt: str) -> str:
     """HTML for a web page: an element the script fills with the count from ``counting_json`` (each load counts
-    one visit), and, for a reader without scripts, the counting badge instead (which counts that visit)."""
+    one visit), and, for a reader without scripts, the counting badge instead (which counts that visit).
+
+    The script groups the count by thousands in English (``74,606``), as the pages and badges do
+    (``web.format_count``)."""
     return "\n".join(
         (
             f'<span id="{SCRIPT_ELEMENT_ID}"></span>',
             "<script>",
             f'  fetch("{counting_json}")',
             '    .then((response) => (response.ok ? response.json() : Promise.reject(response.status)))',
-            f'    .then((count) => {{ document.getElementById("{SCRIPT_ELEMENT_ID}").textContent = count.visits; }});',
+            f'    .then((count) => {{ document.getElementById("{SCRIPT_ELEMENT_ID}").textContent = count.visits.toLocaleString("en-US"); }});',
             "</script>",
             f'<noscript><img src="{badge}" alt="{alt}"></noscript>',
         )
@@ -54,8 +57,8 @@ def script_snippet(counting_json: str, badge: str, alt: str) -> str:
 
 
 def badge_snippets(request: Request, tag: str) -> dict[str, Any]:
-    """The count page's snippets: one entry per badge (Markdown, HTML, image URL), the script for a web page, and
-    the JSON's URLs."""
+    """The count page's snippets: one entry per badge (Markdown, HTML, image URL), the script for a web page, the
+    JSON's URLs, and the read-only badge the page shows (``preview``)."""
     page = request.absolute_link(links.COUNT, tag=tag)
     badges = []
     for key, route, title, description in BADGES:
@@ -80,4 +83,8 @@ def badge_snippets(request: Request, tag: str) -> dict[str, Any]:
         "script": script_snippet(counting_json, request.absolute_link(links.VISIT_BADGE, tag=tag), f"visits to {tag}"),
         "counting_json": counting_json,
         "reading_json": request.absolute_link(links.COUNT_JSON, tag=tag),
+        # Shown on the count page itself: the read-only badge, so that looking at the page adds no visit. Absolute,
+        # as the page's policy names it (``web.page_policy``).
+        "preview": request.absolute_link(links.COUNT_BADGE, tag=tag),
+        "preview_alt": f"visits to {tag}",
     }

@@ -100,6 +100,23 @@ def security_headers(cache_control: str) -> dict[str, str]:
     }
 
 
+def format_count(count: int, compact: bool = False) -> str:
+    """A count for people: ``1,234,567``, or with ``compact`` ``1.2M`` (never more than the count: truncated).
+
+    The one rule for every number a page or a badge shows: the templates' ``count`` filter is this function.
+    """
+    if not compact or count < 1000:
+        return f"{count:,}"
+    for unit, size in (("B", 10**9), ("M", 10**6), ("k", 10**3)):
+        if count >= size:
+            tenths = count * 10 // size
+            if tenths < 100:
+                whole, tenth = divmod(tenths, 10)
+                return f"{whole}.{tenth}{unit}" if tenth else f"{whole}{unit}"
+            return f"{count // size}{unit}"
+    return str(count)  # unreachable: count >= 1000 always finds a unit
+
+
 def build_environment() -> Environment:
     """Build the container's Jinja2 environment (autoescaping on, no template loaded yet); ``environment`` returns
     it. Called once at import; handlers then load their templates with ``load_templates`` (a rebuild drops them)."""
@@ -115,6 +132,7 @@ def build_environment() -> Environment:
     # Markup: the stylesheet is our own file; its text must reach the page byte for byte to match the hash.
     env.globals["stylesheet"] = Markup(STYLESHEET_TEXT)
     env.globals["total_catch_up"] = total_catch_up
+    env.filters["count"] = format_count
     _environment = env
     return env
 
@@ -283,6 +301,18 @@ class Page:
 
     template: str
     values: dict[str, Any]
+    images: tuple[str, ...] = ()
+    """Absolute URLs of the images the page shows: its policy allows exactly these (``page_policy``)."""
+
+
+def page_policy(images: Iterable[str]) -> str:
+    """The pages' policy, with ``img-src`` allowing exactly ``images`` (none: the default, nothing loads).
+
+    An address the policy cannot hold as one source (a space, ``;`` or ``,`` from an odd ``Host`` header) is left
+    out: the image is then refused, the policy stays whole.
+    """
+    allowed = [url for url in images if url and not re.search(r"[\s;,']", url)]
+    return f"{CONTENT_SECURITY_POLICY}; img-src {' '.join(allowed)}" if allowed else CONTENT_SECURITY_POLICY
 
 
 def html_response(
@@ -417,7 +447,8 @@ def page_handler(cache_control: str) -> Callable[[Callable[[Request], Page]], Ca
         def respond(request: Request) -> dict[str, Any]:
             result = page(request)
             values = {"home_href": request.link(links.HOME), **result.values}
-            return html_response(200, render(result.template, **values), cache_control)
+            policy = {"Content-Security-Policy": page_policy(result.images)} if result.images else None
+            return html_response(200, render(result.template, **values), cache_control, policy)
 
         handler = route_handler(
             respond, _error_response, lambda: html_response(500, _FALLBACK_PAGE, ERROR_CACHE_CONTROL)

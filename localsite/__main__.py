@@ -5,7 +5,7 @@
 Settings (stage name, timeouts, the stream mapping's batch size, window, retries...) come from
 ``Pulumi.<stack>.yaml``, as a ``pulumi up`` of that stack would use them. Counts are kept in the state
 folder and survive a restart, and a kill; ``--fresh`` starts from zero. Ctrl-C (or SIGTERM) stops cleanly.
-The URL goes to stdout; the log (one line per request and per stream batch) to stderr.
+The URL goes to stdout; the log (one line per request and per stream batch, and one when it stops) to stderr.
 """
 
 from __future__ import annotations
@@ -86,8 +86,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # botocore's own INFO lines (credential lookups and the like) are noise here.
     logging.getLogger("botocore").setLevel(logging.WARNING)
     stop = threading.Event()
+    stopped_by: list[str] = []
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
+        stopped_by.append(signal.Signals(signum).name)
         stop.set()
 
     # Handled from the start, so a Ctrl-C during start-up also stops cleanly.
@@ -106,10 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from localsite.site import LocalSite, PortInUse, is_loopback  # boto3 and moto: a second or two to import
     from localsite.state import StateError
 
-    if not is_loopback(args.host):
-        logging.getLogger("localsite").warning(
-            "listening on %s: anyone who can reach this machine on port %s can see and add visits", args.host, args.port
-        )
+    log = logging.getLogger("localsite")
     site = LocalSite(settings, host=args.host, port=args.port, state_dir=args.state_dir, fresh=args.fresh)
     try:
         site.start()
@@ -126,6 +125,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:
         print(f"{PROG}: cannot listen on {args.host}:{args.port}: {error.strerror or error}", file=sys.stderr)
         return 1
+    if not is_loopback(args.host):
+        # Said once the port is bound: with --port 0 only the bound port tells where the site can be reached.
+        log.warning("listening on %s: anyone who can reach this machine on port %s can see and add visits",
+                    args.host, site.port)
     state_file = site.store.path if site.store is not None else None
     if args.fresh:
         restored = "starting from zero, as --fresh asked"
@@ -140,11 +143,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             pass
     finally:
         site.stop()
+    # One line in the log, whatever stopped it (Ctrl-C is SIGINT): a supervisor sending SIGTERM sees it too.
+    how = f" on {stopped_by[0]}" if stopped_by else ""
     unsaved = site.persister.unsaved if site.persister is not None else 0
     if unsaved:
-        print(f"stopped; {unsaved} tag records could not be saved in {state_file}", flush=True)
+        log.error("stopped%s; %d tag records could not be saved in %s", how, unsaved, state_file)
         return 1
-    print(f"stopped; counts saved in {state_file}", flush=True)
+    log.info("stopped%s; counts saved in %s", how, state_file)
     return 0
 
 

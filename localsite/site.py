@@ -715,20 +715,26 @@ class LocalSite:
     def _not_found(self) -> tuple[int, list[tuple[str, str]], bytes]:
         return self._error_page(404, 404)
 
-    @staticmethod
-    def _protocol_error_page(status: int) -> tuple[int, list[tuple[str, str]], bytes]:
+    @property
+    def home_href(self) -> str:
+        """The home link of the site's own pages (404, 502, 503, the front door's): the deployed gateway pages' link
+        (``definition.GATEWAY_HOME_HREF``) with the stage put in, as API Gateway does when it answers."""
+        return definition.GATEWAY_HOME_HREF.replace("$context.stage", self.settings.stage_name)
+
+    def _protocol_error_page(self, status: int) -> tuple[int, list[tuple[str, str]], bytes]:
         from functions.web import render, security_headers
 
         title, explanation = _PROTOCOL_PAGES.get(status, _PROTOCOL_PAGES[400])
-        page = render("error.html", status=status, title=title, explanation=explanation, problem=None, home_href=None)
+        page = render(
+            "error.html", status=status, title=title, explanation=explanation, problem=None, home_href=self.home_href
+        )
         return status, list(security_headers(ERROR_CACHE_CONTROL).items()), page.encode("utf-8")
 
-    @staticmethod
-    def _error_page(status: int, page: int) -> tuple[int, list[tuple[str, str]], bytes]:
+    def _error_page(self, status: int, page: int) -> tuple[int, list[tuple[str, str]], bytes]:
         from functions.web import render_error_page, security_headers
 
         headers = list(security_headers(ERROR_CACHE_CONTROL).items())
-        return status, headers, render_error_page(page).encode("utf-8")
+        return status, headers, render_error_page(page, home_href=self.home_href).encode("utf-8")
 
 
 def _is_ipv6(host: str) -> bool:

@@ -66,7 +66,7 @@ def test_an_import_stopped_midway_says_how_far_it_got_and_the_rerun_finishes(
     assert said in first.err
     monkeypatch.setattr(changes, "_write", real_write)
     second = admin("import", path)
-    assert second.code == cli.OK and f"{50 - done[0]} tags changed, {done[0]} already as the file says" in second.out
+    assert second.code == cli.OK and f"{50 - done[0]} tags changed, {done[0]} already as asked" in second.out
     admin.drain()
     assert admin.counts()["site#total"] == sum(range(1, 51))
 

@@ -33,7 +33,7 @@ def test_csv_import_sets_every_count_and_the_total_follows(admin: Admin, tmp_pat
     rows = "".join(f"tag{i},{i * 10}\n" for i in range(250))
     result = admin("import", write(tmp_path, "tag,visits\n" + rows), "--workers", "8")
     assert result.code == cli.OK, result.err
-    assert "250 tags changed, 0 already as the file says" in result.out
+    assert "250 tags changed, 0 already as asked" in result.out
     admin.drain()
     counts = admin.counts()
     assert counts["tag7"] == 70 and counts["keep"] == 1
@@ -188,7 +188,7 @@ def test_throttling_that_outlasts_the_retries_stops_and_the_rerun_finishes(
     fault.times = fault.sent  # the outage is over
     second = admin("import", path)
     assert second.code == cli.OK, second.err
-    assert f"{60 - written} tags changed, {written} already as the file says" in second.out
+    assert f"{60 - written} tags changed, {written} already as asked" in second.out
     admin.drain()
     assert admin.counts()["site#total"] == sum(range(1, 61))
 

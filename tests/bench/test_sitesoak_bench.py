@@ -50,3 +50,25 @@ def test_the_soak_is_a_section_of_the_benchmark_that_can_be_skipped() -> None:
     assert parse_args(["--skip", "sitesoak"]).skip == ["sitesoak"]
     # A quick run sends a thousand visits (and a few hundred per way of saving), a full run 30,000
     assert sitesoak.QUICK.visits == 1_000 and sitesoak.FULL.visits == 30_000
+
+
+def chunk(visits: int, resident_mb: float) -> sitesoak.Chunk:
+    return sitesoak.Chunk(visits=visits, errors=0, seconds=1.0, per_second=visits, median_ms=1.0, p99_ms=2.0,
+                          resident_mb=resident_mb)
+
+
+def test_memory_growth_is_said_in_figures_or_as_not_measured_never_nan() -> None:
+    # GIVEN a run of several chunks, THEN the growth after the first is in MB per 1,000 visits
+    soak = Soak(clients=2, chunks=[chunk(1000, 100.0), chunk(2000, 101.0), chunk(3000, 102.5)], start_mb=90.0)
+    assert sitesoak.growth_text(soak) == "1.25 MB per 1,000 visits"
+    # WHEN the run is one chunk (`--visits 1000` with the default --chunk) or none, THEN it says why there is none
+    one = Soak(clients=2, chunks=[chunk(1000, 100.0)], start_mb=90.0, median_ms=1.0, p99_ms=2.0)
+    assert sitesoak.growth_text(one) == (
+        "not measured: one chunk only (growth is read after the first; send more visits than --chunk)"
+    )
+    assert sitesoak.growth_text(Soak(clients=2)).startswith("not measured: no chunk")
+    # ... in every place the figure is shown
+    figures = sitesoak.SoakFigures(one, TINY)
+    shown = [sitesoak.render(one), sitesoak.summary_rows(figures)[-1].value, "\n".join(sitesoak.markdown(figures))]
+    assert all("nan" not in text and "not measured: one chunk only" in text for text in shown), shown
+    assert "memory growth after the first chunk: not measured: one chunk only" in sitesoak.render(one)

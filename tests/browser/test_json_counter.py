@@ -144,3 +144,23 @@ def test_another_origin_reads_the_json_but_never_with_credentials_nor_as_a_scrip
         assert tag_counts(site).get(f"tag#{tag}") == 1  # only the one counting fetch counted
     finally:
         context.close()
+
+
+def test_the_pasted_counter_groups_a_large_count_as_the_pages_do(
+    site: LocalSite, static_site: StaticSite, browser: Any
+) -> None:
+    from tests.browser.conftest import person_user_agent
+
+    tag = f"json-{uuid.uuid4().hex[:8]}"
+    # GIVEN a tag whose count is in the tens of thousands, and the snippet pasted on another origin
+    site.dynamodb.put_item(TableName=site.table_name, Item={"pk": {"S": f"tag#{tag}"}, "visits": {"N": "74605"}})
+    static_site.page = f"{HEAD}<body><p>Visits: {pasted_snippet(site, tag)}</p></body></html>"
+    context = browser.new_context(java_script_enabled=True, user_agent=person_user_agent(browser))
+    try:
+        page = context.new_page()
+        # WHEN a reader loads it, THEN the count it shows is grouped as on the count page
+        page.goto(static_site.origin + "/")
+        page.wait_for_function("document.getElementById('tag-counter').textContent === '74,606'", timeout=30_000)
+        assert parse_page(request(f"{site.url}counts/{tag}").body).text_by_id["tag-visits"] == "74,606"
+    finally:
+        context.close()

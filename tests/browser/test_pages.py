@@ -32,8 +32,9 @@ def test_visit_follow_the_link_and_see_the_total_catch_up(site: LocalSite, visit
     # ... and once the stream is processed, the site-wide total includes their visits
     assert site.drain()
     page.reload()
-    assert int(page.locator("#site-total").inner_text()) >= 2
-    assert int(page.locator("#site-total").inner_text()) == sum_of_tags(site)
+    shown_total = int(page.locator("#site-total").inner_text().replace(",", ""))  # grouped by thousands
+    assert shown_total >= 2
+    assert shown_total == sum_of_tags(site)
     # The link back adds a visit
     page.locator("#visit-link").click()
     page.wait_for_load_state()
@@ -60,6 +61,11 @@ def test_an_unknown_page_shows_the_404_page(site: LocalSite, visitor: Visitor) -
     response = visitor.page.goto(f"{site.url}no/such/page")
     assert response is not None and response.status == 404
     assert visitor.page.locator("h1").inner_text() == "Page not found"
+    # The page is no dead end: its link leads to the home page
+    visitor.page.get_by_role("link", name="Go to the home page").click()
+    visitor.page.wait_for_load_state()
+    assert visitor.page.url == site.url
+    assert visitor.page.locator("#site-total").count() == 1
     only_local(visitor, site)
 
 
@@ -84,3 +90,23 @@ def test_no_script_and_a_strict_policy_on_every_page(site: LocalSite, browser: A
             tab.close()
     # Scripts on or off makes no difference beyond the counts that moved in between.
     assert [t.split()[:3] for t in texts[False]] == [t.split()[:3] for t in texts[True]]
+
+
+def test_the_count_page_shows_its_read_only_badge_without_counting(site: LocalSite, visitor: Visitor) -> None:
+    from tests.localsite.helpers import tag_counts
+
+    tag = f"shown-{uuid.uuid4().hex[:8]}"
+    # GIVEN a tag with one visit; WHEN a visitor opens its count page
+    visitor.page.goto(f"{site.url}tags/{tag}")
+    response = visitor.page.goto(f"{site.url}counts/{tag}")
+    assert response is not None and response.status == 200
+    # THEN the page shows the read-only badge (the policy lets it load: no refusal in the console) ...
+    image = visitor.page.locator("#badge-preview")
+    image.wait_for()
+    visitor.page.wait_for_function("document.getElementById('badge-preview').complete")
+    assert image.evaluate("i => i.naturalHeight") == 20
+    assert f"{site.url}counts/{tag}/badge.svg" in visitor.requests
+    assert not [line for line in visitor.console if "Refused" in line or "Security Policy" in line], visitor.console
+    # ... and showing it added no visit
+    assert tag_counts(site).get(f"tag#{tag}") == 1
+    only_local(visitor, site)

@@ -47,7 +47,7 @@ def handler_for(resource: str) -> Callable[[dict, Any], dict]:
 
 
 class PageParser(HTMLParser):
-    """Collects what the tests check on a page: links, texts by id, the inline stylesheet, scripts."""
+    """Collects what the tests check on a page: links, texts and attributes by id, the inline stylesheet, scripts."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -70,8 +70,10 @@ class PageParser(HTMLParser):
         if tag == "html":
             self.attributes["html"] = values
         if values.get("id"):
-            self._open_ids.append((tag, values["id"] or ""))
+            self.attributes[values["id"] or ""] = values
             self.texts[values["id"] or ""] = ""
+            if tag not in ("img", "br", "input", "meta", "link"):  # void elements never close
+                self._open_ids.append((tag, values["id"] or ""))
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "style":

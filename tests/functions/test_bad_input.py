@@ -54,7 +54,7 @@ def test_tag_text_comes_back_escaped(site: Site) -> None:
     from functions.web import render
 
     snippets = {"badges": [], "endpoint": "", "shields": "", "script": "<script>y</script>", "counting_json": "",
-                "reading_json": ""}
+                "reading_json": "", "preview": '"><script>z</script>', "preview_alt": '"><script>w</script>'}
     body = render(
         "count.html",
         tag='"><script>x</script>',
@@ -68,6 +68,7 @@ def test_tag_text_comes_back_escaped(site: Site) -> None:
     )
     assert "<script>x" not in body and str(escape('"><script>x</script>')) in body
     assert "<script>y" not in body and str(escape("<script>y</script>")) in body
+    assert "<script>z" not in body and "<script>w" not in body  # the badge shown: its address and text escaped
 
 
 @pytest.mark.parametrize("raw", ["TOTAL", "total", "COUNTER", "site", "batch", "Site.Total", "tag", "pk"])

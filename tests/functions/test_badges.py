@@ -459,7 +459,7 @@ def test_the_count_page_offers_a_script_snippet_shown_as_text_never_run(site: Si
         "<script>",
         f'  fetch("{base}tags/caf%C3%A9/count.json")',
         "    .then((response) => (response.ok ? response.json() : Promise.reject(response.status)))",
-        '    .then((count) => { document.getElementById("tag-counter").textContent = count.visits; });',
+        '    .then((count) => { document.getElementById("tag-counter").textContent = count.visits.toLocaleString("en-US"); });',
         "</script>",
         f'<noscript><img src="{base}tags/caf%C3%A9/badge.svg" alt="visits to café"></noscript>',
     ]
@@ -467,4 +467,5 @@ def test_the_count_page_offers_a_script_snippet_shown_as_text_never_run(site: Si
     assert page.texts["reading-json-url"] == f"{base}counts/caf%C3%A9/count.json"
     # THEN the page itself holds it only as escaped text: no element of it is part of the page
     assert "<script" not in body and "<noscript" not in body and "&lt;script&gt;" in body
-    assert "script" not in page.tags and "noscript" not in page.tags and "img" not in page.tags
+    assert "script" not in page.tags and "noscript" not in page.tags
+    assert page.tags.count("img") == 1 and "badge-preview" in page.attributes  # the page's own read-only badge only

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,6 +18,9 @@ from localsite.events import LambdaContext, match_route
 from .conftest import Site, handler_for, load_event, parse_page, resolve
 
 
+SITE = "https://abc123.execute-api.us-east-1.amazonaws.com/"
+
+
 def assert_well_formed(response: dict[str, Any], status: int) -> None:
     """What API Gateway's proxy integration needs, or it answers 502."""
     assert type(response["statusCode"]) is int and response["statusCode"] == status
@@ -25,7 +29,8 @@ def assert_well_formed(response: dict[str, Any], status: int) -> None:
     assert all(isinstance(k, str) and isinstance(v, str) for k, v in response["headers"].items())
     headers = response["headers"]
     assert headers["Content-Type"] == "text/html; charset=utf-8"
-    assert headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+    # The site's policy; a page showing an image allows exactly that image besides (the count page's badge)
+    assert headers["Content-Security-Policy"].startswith(CONTENT_SECURITY_POLICY)
     assert headers["X-Content-Type-Options"] == "nosniff"
     assert headers["Referrer-Policy"] == "no-referrer"
     page = parse_page(response["body"])
@@ -208,10 +213,39 @@ def test_style_hash_in_the_policy_matches_the_inline_stylesheet(site: Site) -> N
 def test_pages_load_nothing_external(site: Site) -> None:
     for path in ("/", "/tags/hello", "/counts/hello"):
         body = site.get(path)["body"]
-        assert "<script" not in body and "<link" not in body and "<img" not in body
+        assert "<script" not in body and "<link" not in body
         # Absolute URLs appear only as text to copy (the badge snippets), never as something the page loads.
         assert all(not urlsplit(href).scheme and not href.startswith("//") for href in parse_page(body).links)
-        assert 'src="' not in body and "url(http" not in body
+        assert "url(http" not in body
+        # The one thing a page loads: the count page's own read-only badge, from the site.
+        sources = re.findall(r'src="([^"]*)"', body)
+        assert body.count("<img") == len(sources) == (1 if path.startswith("/counts/") else 0)
+        assert all(source.startswith(SITE) for source in sources)
+
+
+def test_the_count_page_shows_its_read_only_badge_and_its_policy_allows_that_image_only(site: Site) -> None:
+    response = site.get("/counts/caf%C3%A9", stage="prod")
+    preview = parse_page(response["body"]).attributes["badge-preview"]
+    # GIVEN the count page: its image is the tag's read-only badge (not the counting one) ...
+    badge_url = f"{SITE}prod/counts/caf%C3%A9/badge.svg"
+    assert preview["src"] == badge_url and preview["alt"] == "visits to café"
+    # ... which the page's policy allows, and no other image (not even /favicon.ico)
+    policy = dict(part.strip().split(" ", 1) for part in response["headers"]["Content-Security-Policy"].split(";"))
+    assert policy["img-src"] == badge_url and policy["default-src"] == "'none'"
+    # WHEN the browser loads the badge, THEN it is an image and nothing is counted
+    badge = site.get("/counts/caf%C3%A9/badge.svg", stage="prod")
+    assert badge["statusCode"] == 200 and badge["headers"]["Content-Type"].startswith("image/svg+xml")
+    assert site.scan() == []
+    # The other pages allow no image at all
+    for path in ("/", "/tags/hello"):
+        assert site.get(path)["headers"]["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+
+
+@pytest.mark.parametrize(
+    "images", [(), ("https://x.example/a b",), ("https://x.example/a;script-src *",), ("https://x.example/a,b",)]
+)
+def test_an_image_address_the_policy_cannot_hold_is_left_out(images: tuple[str, ...]) -> None:
+    assert web.page_policy(images) == CONTENT_SECURITY_POLICY
 
 
 @pytest.mark.parametrize("status", [400, 404, 405, 500, 503])

@@ -92,7 +92,7 @@ def test_it_prints_the_url_logs_requests_and_stops_cleanly_on_ctrl_c(tmp_path: P
     assert re.search(r"GET /dev/nowhere 404 [\d.]+ ms", site.output)
     assert re.search(r"stream batch: \d+ records -> ok", site.output)
     assert f"counts are kept in {state / 'tags.sqlite3'}" in site.output
-    assert "stopped; counts saved" in site.output
+    assert f"stopped on SIGINT; counts saved in {state / 'tags.sqlite3'}" in site.output
 
     # WHEN it starts again on the same state, THEN the count is back; SIGTERM stops it just as cleanly
     with localsite("--port", "0", "--state-dir", str(state)) as again:
@@ -103,6 +103,40 @@ def test_it_prints_the_url_logs_requests_and_stops_cleanly_on_ctrl_c(tmp_path: P
         assert page.text_by_id["site-total"].strip() == "1"
         assert again.stop(signal.SIGTERM) == 0
     assert "Traceback" not in again.output
+
+
+def test_sigterm_logs_one_line_saying_it_stopped_and_the_counts_are_saved(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    # GIVEN the site run as a supervisor runs it: stdout and the log (stderr) apart
+    process = subprocess.Popen(
+        [sys.executable, "-m", "localsite", "--port", "0", "--state-dir", str(state)],
+        cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert process.stdout is not None and process.stderr is not None
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)  # type: ignore[arg-type]
+        reader.start()
+        wait_until(lambda: any("running at" in line for line in lines), timeout=STARTUP_TIMEOUT, what="the URL")
+        url = re.search(r"running at (\S+)", "".join(lines))
+        assert url, lines
+        assert request(f"{url.group(1)}tags/supervised").status == 200
+        # WHEN the supervisor sends SIGTERM
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=STARTUP_TIMEOUT)
+        reader.join(timeout=STARTUP_TIMEOUT)
+        out, err = "".join(lines), process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    # THEN it exits 0 and its log ends with one line saying it stopped and where the counts are saved
+    assert process.returncode == 0, err
+    stopping = [line for line in err.splitlines() if "stopped" in line]
+    assert len(stopping) == 1, err
+    assert re.fullmatch(rf"\d\d:\d\d:\d\d stopped on SIGTERM; counts saved in {re.escape(str(state / 'tags.sqlite3'))}", stopping[0])
+    assert err.splitlines()[-1] == stopping[0]
+    assert "stopped" not in out
 
 
 def test_a_busy_port_is_reported_plainly(tmp_path: Path) -> None:
@@ -219,11 +253,20 @@ def test_a_host_that_is_not_loopback_is_warned_about(tmp_path: Path) -> None:
 
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.0.2.1")
-    # 192.0.2.1 (TEST-NET-1) is no address of this machine: the warning comes, then the bind fails plainly
+    # 192.0.2.1 (TEST-NET-1) is no address of this machine: the bind fails plainly (and nobody can reach it)
     result = run_localsite("--host", "192.0.2.1", "--port", "0", "--state-dir", str(tmp_path / "state"))
-    assert "listening on 192.0.2.1: anyone who can reach this machine" in result.stderr
     assert result.returncode == 1 and "cannot listen on 192.0.2.1:0" in result.stderr
+    assert "anyone who can reach" not in result.stderr
     assert "Traceback" not in result.stderr
+    # On every address with --port 0, the warning names the port the site was given, not 0
+    with localsite("--host", "0.0.0.0", "--port", "0", "--state-dir", str(tmp_path / "open")) as site:
+        site.wait_for(r"running at http://0\.0\.0\.0:\d+/")
+        port = re.search(r"running at http://0\.0\.0\.0:(\d+)/", site.output).group(1)  # type: ignore[union-attr]
+        site.wait_for("anyone who can reach")
+        assert site.stop() == 0
+    assert int(port) > 0
+    assert f"listening on 0.0.0.0: anyone who can reach this machine on port {port} can see and add visits" in site.output
+    assert "on port 0 " not in site.output
 
 
 def test_another_loopback_host_is_served_without_a_warning(tmp_path: Path) -> None:

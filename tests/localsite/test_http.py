@@ -76,7 +76,7 @@ def test_unknown_paths_get_the_gateway_404_page(site: LocalSite, path: str) -> N
     before = all_items(site)
     reply = request(f"{site.origin}{path}")
     assert reply.status == 404
-    assert reply.body == render_error_page(404)
+    assert reply.body == render_error_page(404, home_href=site.home_href)
     for name in SECURITY_HEADERS:
         assert reply.headers[name]
     assert reply.headers["Content-Type"] == "text/html; charset=utf-8"
@@ -87,7 +87,7 @@ def test_unknown_paths_get_the_gateway_404_page(site: LocalSite, path: str) -> N
 def test_other_methods_are_not_routed_and_write_nothing(site: LocalSite, method: str) -> None:
     reply = request(f"{site.url}tags/hello", method=method, body=b"x=1")
     assert reply.status == 404
-    assert reply.body == render_error_page(404)
+    assert reply.body == render_error_page(404, home_href=site.home_href)
     assert all_items(site) == []
 
 
@@ -141,9 +141,40 @@ def test_a_failing_function_is_a_502_like_api_gateway(state_dir: Path, handler: 
     with running_site(state_dir, routes=routes) as site:
         reply = request(f"{site.url}broken")
         assert reply.status == 502
-        assert reply.body == render_error_page(500)
+        assert reply.body == render_error_page(500, home_href=site.home_href)
         assert "Traceback" not in reply.body
         assert request(f"{site.url}tags/fine").status == 200
+
+
+def leads_home(site: LocalSite, page: str, requested: str) -> None:
+    """The page links home (its text and its header, as the deployed gateway pages do) and the link works."""
+    links = parse_page(page).links
+    assert links.count(site.home_href) == 2, links  # the header's "Tag counter" and "Go to the home page"
+    assert "Go to the home page" in page
+    home = request(urljoin(requested, site.home_href))
+    assert home.status == 200 and "site-total" in parse_page(home.body).by_id
+
+
+def test_the_sites_own_error_pages_link_home_as_the_deployed_ones(state_dir: Path) -> None:
+    broken = FunctionSpec(name="broken", handler=f"{BROKEN}.raises", grants=(), uses_templates=False)
+    with running_site(state_dir, routes=ROUTES + (Route("/broken", broken),)) as site:
+        # The deployed gateway pages' link with the stage put in: the same page as the stack's 404 and 5xx.
+        assert site.home_href == "/dev/"
+        for url, status in [
+            (f"{site.origin}/elsewhere", 404),
+            (f"{site.url}deeper/still/nothing", 404),
+            (f"{site.url}broken", 502),
+        ]:
+            reply = request(url)
+            assert reply.status == status
+            leads_home(site, reply.body, url)
+        # The page of a site that is stopping, and the front door's page for a request it cannot read.
+        status, _, body = site._stopping_page()
+        assert status == 503
+        leads_home(site, body.decode("utf-8"), site.url)
+        status, _, body = site._protocol_error_page(400)
+        assert status == 400
+        leads_home(site, body.decode("utf-8"), site.url)
 
 
 def test_proxy_responses_are_checked_as_api_gateway_does() -> None:

@@ -37,7 +37,7 @@ FAST_MAPPING = MappingOptions(poll_interval=0.02, idle_interval_max=0.1, retry_b
 DRAIN_TIMEOUT = 90.0
 """Seconds a drain may take before the test fails as a hang (not a speed limit: drains take ~1-3 s here)."""
 
-_NUMBER = re.compile(r'id="visit-number">\s*(\d+)\s*<')
+_NUMBER = re.compile(r'id="visit-number">\s*([\d,]+)\s*<')  # grouped by thousands, as every page shows it
 _SHOWN_TAG = re.compile(r'<span class="tag" id="tag" dir="auto">(.*?)</span>', re.S)
 
 
@@ -168,7 +168,7 @@ def _visit_page(port: int, stage: str, planned: Planned) -> Visit:
     number = shown = None
     if reply.status == 200:
         found = _NUMBER.search(reply.body)
-        number = int(found.group(1)) if found else None
+        number = int(found.group(1).replace(",", "")) if found else None
         tag = _SHOWN_TAG.search(reply.body)
         shown = html.unescape(tag.group(1)) if tag else None
     return Visit(planned, reply.status, number, shown, reply.headers.get("retry-after"), body=reply.body)
