@@ -107,7 +107,7 @@ site = RestApi(
         server_error_page=web.render_error_page(500, home_href=gateway_home),
         throttled_page=web.render_error_page(429, home_href=gateway_home),
         retry_after_seconds=web.RETRY_AFTER_SECONDS,
-        response_headers=web.security_headers("no-store"),
+        response_headers=web.gateway_headers("no-store"),
         stage_name=settings.stage_name,
         throttle_rate_limit=settings.throttle_rate_limit,
         throttle_burst_limit=settings.throttle_burst_limit,

@@ -100,6 +100,20 @@ def security_headers(cache_control: str) -> dict[str, str]:
     }
 
 
+def gateway_headers(cache_control: str) -> dict[str, str]:
+    """The headers of the gateway's own pages (404, 429, 5xx; the stack's gateway responses and the local site's).
+
+    The HTML pages' headers, plus CORS for any origin: a page's script calling the JSON routes then sees a throttled
+    or failed request as its status (429 with ``Retry-After``, 5xx) instead of an opaque network error. The pages are
+    public and carry no credentials, so nothing is exposed that a plain fetch would not show.
+    """
+    return {
+        **security_headers(cache_control),
+        "Access-Control-Allow-Origin": "*",
+        "Access-Control-Expose-Headers": "Retry-After",
+    }
+
+
 def format_count(count: int, compact: bool = False) -> str:
     """A count for people: ``1,234,567``, or with ``compact`` ``1.2M`` (never more than the count: truncated).
 

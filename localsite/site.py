@@ -722,18 +722,18 @@ class LocalSite:
         return definition.GATEWAY_HOME_HREF.replace("$context.stage", self.settings.stage_name)
 
     def _protocol_error_page(self, status: int) -> tuple[int, list[tuple[str, str]], bytes]:
-        from functions.web import render, security_headers
+        from functions.web import gateway_headers, render
 
         title, explanation = _PROTOCOL_PAGES.get(status, _PROTOCOL_PAGES[400])
         page = render(
             "error.html", status=status, title=title, explanation=explanation, problem=None, home_href=self.home_href
         )
-        return status, list(security_headers(ERROR_CACHE_CONTROL).items()), page.encode("utf-8")
+        return status, list(gateway_headers(ERROR_CACHE_CONTROL).items()), page.encode("utf-8")
 
     def _error_page(self, status: int, page: int) -> tuple[int, list[tuple[str, str]], bytes]:
-        from functions.web import render_error_page, security_headers
+        from functions.web import gateway_headers, render_error_page
 
-        headers = list(security_headers(ERROR_CACHE_CONTROL).items())
+        headers = list(gateway_headers(ERROR_CACHE_CONTROL).items())
         return status, headers, render_error_page(page, home_href=self.home_href).encode("utf-8")
 
 

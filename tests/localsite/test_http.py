@@ -80,6 +80,9 @@ def test_unknown_paths_get_the_gateway_404_page(site: LocalSite, path: str) -> N
     for name in SECURITY_HEADERS:
         assert reply.headers[name]
     assert reply.headers["Content-Type"] == "text/html; charset=utf-8"
+    # As the deployed gateway's pages: a script calling the JSON routes reads the status, not a network error.
+    assert reply.headers["Access-Control-Allow-Origin"] == "*"
+    assert reply.headers["Access-Control-Allow-Credentials"] is None
     assert all_items(site) == before
 
 

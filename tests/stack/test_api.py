@@ -202,11 +202,15 @@ def test_gateway_responses_serve_the_html_error_pages(program: ProgramRun) -> No
     assert throttled["statusCode"] == "429"
     assert throttled["responseTemplates"]["text/html"] == pages[429]
     assert throttled["responseParameters"]["gatewayresponse.header.Retry-After"] == f"'{web.RETRY_AFTER_SECONDS}'"
-    headers = web.security_headers("no-store")
+    headers = web.gateway_headers("no-store")
     for response_type, response in responses.items():
         parameters = response["responseParameters"]
         assert parameters["gatewayresponse.header.Content-Type"] == "'text/html; charset=utf-8'"
         assert parameters["gatewayresponse.header.Content-Security-Policy"] == f"'{web.CONTENT_SECURITY_POLICY}'"
+        # A page's script calling the JSON routes sees the gateway's own 429 and 5xx as their statuses.
+        assert parameters["gatewayresponse.header.Access-Control-Allow-Origin"] == "'*'"
+        assert parameters["gatewayresponse.header.Access-Control-Expose-Headers"] == "'Retry-After'"
+        assert "gatewayresponse.header.Access-Control-Allow-Credentials" not in parameters
         extra = {"Retry-After"} if response_type == "THROTTLED" else set()
         names = {key.removeprefix("gatewayresponse.header.") for key in parameters}
         assert names == set(headers) | {"Content-Type"} | extra
