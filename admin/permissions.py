@@ -1,4 +1,4 @@
-"""The IAM actions each subcommand calls, so an operator can give the command a narrow role (README).
+"""The IAM actions each subcommand calls, so an operator can give the command a narrow role (docs/operating.md).
 
 Every subcommand first checks the table (``admin.table``). Item actions on tag items can be limited with
 ``dynamodb:LeadingKeys`` = ``tag#*``, reconcile's on the total with ``site#total``; ``Scan`` reads the whole

@@ -43,7 +43,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "speed goals not met are reported, never fatal.",
     )
     parser.add_argument("--quick", action="store_true",
-                        help="fewer samples everywhere (about a minute; noisier figures); writes no file unless "
+                        help="fewer samples everywhere (about 80-90 s on 2 cores; noisier figures); writes no file unless "
                              "--write")
     parser.add_argument("--stack", default="dev", help="read settings from Pulumi.<stack>.yaml (default: dev)")
     parser.add_argument("--runs", type=int, help="cold-start runs per function and floor (default 12, quick 3)")

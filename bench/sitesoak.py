@@ -353,7 +353,7 @@ SECTION = Section(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: run the soak and print its figures."""
-    parser = argparse.ArgumentParser(prog="./dev bench-soak", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.sitesoak", description=__doc__.split("\n\n")[0])
     parser.add_argument("--visits", type=int, default=30_000)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--chunk", type=int, default=1_000)

@@ -110,7 +110,7 @@ class StreamProcessor(pulumi.ComponentResource):
                 # A changed starting position or stream replaces the mapping (a changed function alone updates it in
                 # place). Created before the old one is deleted, two mappings would feed the total from one stream
                 # for a while, counting visits twice; so the old one goes first. The new one starts from its starting position: reconcile the
-                # total afterwards (README, "Operating it").
+                # total afterwards (docs/operating.md).
                 delete_before_replace=True,
             ),
         )
