@@ -12,8 +12,11 @@ from pathlib import Path
 
 from bench.section import NO_GOAL, NOT_MEASURED, BenchRun, Row, Section, status
 
-ARCHIVE_GOAL_BYTES = 100 * 1024
-"""The code archive's budget: its sources and, beside them, their Python 3.13 bytecode."""
+ARCHIVE_GOAL_BYTES = 200 * 1024
+"""The code archive's budget: its sources and, beside them, their Python 3.13 bytecode. It was 100 KB before the
+bytecode shipped and was never met after: the bytecode is about 90 KB of a 147 KB archive, and it is what spares
+every cold start compiling the functions' modules (BENCHMARKS.md, the bytecode variant). Restated at 200 KB, it
+guards against growth of the shipped code."""
 PYPI_HOST = "pypi.org"
 
 

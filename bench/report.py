@@ -110,7 +110,7 @@ def _cold_rows(report: Report) -> list[Row]:
                         f"{_ms(r.init_cpu_ms)} CPU = {_ratio(r.init_ratio)} floor ({_ms(r.floor_init_cpu_ms)})",
                         f"<= {INIT_GOAL:g}x floor", _status(r.init_met)))
         rows.append(Row(f"cold {r.function}: first request",
-                        f"{_ms(r.first_cpu_ms)} CPU = {_ratio(r.first_ratio, 1)} warm ({_ms(r.warm_cpu_ms)})",
+                        f"{_ms(r.first_cpu_ms)} CPU = {_ratio(r.first_ratio)} warm ({_ms(r.warm_cpu_ms)})",
                         f"<= {FIRST_GOAL:g}x warm", _status(r.first_met)))
         modelled, before = r.modelled_ms(memory), r.baseline_ms.get(memory)
         value = _ms(modelled) + (f" = {_ratio(modelled / before)} before ({_ms(before)})" if before else "")

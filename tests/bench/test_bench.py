@@ -316,7 +316,7 @@ def test_the_summary_fits_100_columns_and_its_ratios_read_right_beside_their_tim
     # Each ratio is the ratio of the two times printed beside it.
     assert rows["cold home: init"].value == "150 ms CPU = 1.20x floor (125 ms)"
     assert rows["cold home: init"].status == "NOT MET"  # 1.20x > 1.1x
-    assert rows["cold home: first request"].value == "3.00 ms CPU = 2.0x warm (1.50 ms)"
+    assert rows["cold home: first request"].value == "3.00 ms CPU = 2.00x warm (1.50 ms)"
     assert rows["cold home: first request"].status == "met"
     # 150 + 3.0 / (256 / 1769) = 170.7 ms, against 495 ms before
     assert rows["cold home: at 256 MB"].value == "171 ms = 0.34x before (495 ms)"
