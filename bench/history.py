@@ -26,7 +26,7 @@ from bench import capacity, prices
 from bench.calls import functions_on_table, table_snapshot, watch_dynamodb
 from bench.coldstart import matches_filter
 from functions import history
-from localsite.aws import local_aws
+from localsite.aws import StreamReader, local_aws
 from localsite.events import LambdaContext, rest_proxy_event, stream_event
 
 AGES = (1, 30, 365)
@@ -80,7 +80,7 @@ def measure_history(settings: definition.Settings, ages: Sequence[int] = AGES) -
         client = boto3.client("dynamodb", region_name="us-east-1")
         stream_arn = definition.create_table(client, table_name)
         snapshot = table_snapshot(client, table_name)
-        tail = _StreamTail(stream_arn)
+        tail = StreamReader(table_name, "TRIM_HORIZON")
         with functions_on_table(table_name, settings):
             context = LambdaContext("visit", settings.route_timeout_seconds, settings.route_memory_mb)
             for age in range(1, max(ages) + 1):
@@ -103,7 +103,7 @@ def measure_history(settings: definition.Settings, ages: Sequence[int] = AGES) -
                     continue
                 # The days the processor would have applied earlier have left the window: one batch of
                 # every record since the last measure leaves the total as daily batches would.
-                records = tail.read()
+                records = _new_records(tail)
                 stream_processor.handler(stream_event(records, stream_arn), LambdaContext("stream", 30))
                 total = capacity.item_size(_item(client, table_name, "site#total"))
                 for figure in figures[-len(TAGS):]:
@@ -111,24 +111,12 @@ def measure_history(settings: definition.Settings, ages: Sequence[int] = AGES) -
     return figures
 
 
-class _StreamTail:
+def _new_records(reader: StreamReader) -> list[dict[str, Any]]:
     """The table's new stream records since the last read, filtered as the event source mapping does."""
-
-    def __init__(self, stream_arn: str) -> None:
-        self.streams = boto3.client("dynamodbstreams", region_name="us-east-1")
-        shard = self.streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"][0]
-        self.iterator = self.streams.get_shard_iterator(
-            StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-
-    def read(self) -> list[dict[str, Any]]:
-        records: list[dict[str, Any]] = []
-        while True:
-            answer = self.streams.get_records(ShardIterator=self.iterator, Limit=1000)
-            self.iterator = answer["NextShardIterator"]
-            records.extend(record for record in answer["Records"] if matches_filter(record))
-            if not answer["Records"]:
-                return records
+    records: list[dict[str, Any]] = []
+    while batch := reader.read():
+        records.extend(record for record in batch if matches_filter(record))
+    return records
 
 
 def _item(client: Any, table_name: str, key: str) -> dict[str, Any] | None:

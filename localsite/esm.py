@@ -1,7 +1,8 @@
 """The DynamoDB event source mapping, played locally: what Lambda does between the stream and the processor.
 
-A background thread reads the table's stream from moto (``DescribeStream``, ``GetShardIterator`` at the
-starting position, ``GetRecords``), drops the records the filter criteria do not match (their position still
+A background thread reads the table's stream from moto at the starting position (in this process,
+``localsite.aws.StreamReader``: the records ``GetRecords`` would return, without serialising each to JSON and
+back), drops the records the filter criteria do not match (their position still
 counts as processed, as Lambda's does), gathers batches of up to the batch size or until the batching window
 has passed, and invokes the processor with Lambda's event. Then, as Lambda with these settings:
 
@@ -32,6 +33,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from definition import PROJECT, STREAM_FILTER_PATTERNS, STREAM_PROCESSOR, Settings
+from localsite.aws import StreamReader
 from localsite.events import ACCOUNT_ID, LambdaContext, stream_event, stream_record
 from localsite.faults import Faults
 
@@ -105,30 +107,6 @@ def matches_filters(patterns: Sequence[Mapping[str, Any]], event_record: Mapping
 
 
 # -- reading the stream --------------------------------------------------------------------------------------
-
-
-class ShardReader:
-    """Reads a table stream's one shard in order from a starting position (``TRIM_HORIZON`` or ``LATEST``)."""
-
-    def __init__(self, client: Any, stream_arn: str, position: str) -> None:
-        self._client = client
-        self.stream_arn = stream_arn
-        shards = client.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]
-        self.shard_id: str = shards[0]["ShardId"]
-        self._iterator: str = client.get_shard_iterator(
-            StreamArn=stream_arn, ShardId=self.shard_id, ShardIteratorType=position
-        )["ShardIterator"]
-        self.position: int | None = None
-        """The sequence number of the last record read (``None`` before the first)."""
-
-    def read(self, limit: int = 1000) -> list[Record]:
-        """The next records (up to ``limit``; empty when the reader is at the end of the stream)."""
-        response = self._client.get_records(ShardIterator=self._iterator, Limit=limit)
-        self._iterator = response.get("NextShardIterator") or self._iterator
-        records = list(response.get("Records", ()))
-        if records:
-            self.position = sequence_number(records[-1])
-        return records
 
 
 def failed_batch_records(client: Any, batch_info: Mapping[str, Any]) -> list[Record]:
@@ -235,7 +213,7 @@ class EventSourceMapping:
 
     def __init__(
         self,
-        streams_client: Any,
+        table_name: str,
         stream_arn: str,
         processor: Processor,
         settings: Settings,
@@ -250,7 +228,7 @@ class EventSourceMapping:
     ) -> None:
         for index, pattern in enumerate(filter_patterns):
             check_filter_pattern(pattern, f"filter pattern {index}")
-        self._client = streams_client
+        self.table_name = table_name
         self.stream_arn = stream_arn
         self._processor = processor
         self.settings = settings
@@ -267,7 +245,7 @@ class EventSourceMapping:
         self.failure_messages: list[dict[str, Any]] = []
         self.last_batch: list[Record] | None = None
 
-        self._reader: ShardReader | None = None
+        self._reader: StreamReader | None = None
         self._buffer: deque[Record] = deque()
         self._buffer_since = 0.0
         self._work: deque[_Work] = deque()
@@ -285,8 +263,8 @@ class EventSourceMapping:
     # -- lifecycle -----------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Take the shard iterator at the starting position now, then start polling."""
-        self._reader = ShardReader(self._client, self.stream_arn, self.starting_position)
+        """Open the stream at the starting position now, then start polling."""
+        self._reader = StreamReader(self.table_name, self.starting_position)
         self._thread = threading.Thread(target=self._run, name="stream-mapping", daemon=True)
         self._thread.start()
 

@@ -520,7 +520,7 @@ class LocalSite:
 
         processor = self._processor or import_handler(STREAM_PROCESSOR.handler)
         self.esm = EventSourceMapping(
-            streams,
+            self.table_name,
             self.stream_arn,
             processor,
             self.settings,

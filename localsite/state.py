@@ -1,7 +1,7 @@
 """Counts that survive a restart of the local site, and a kill: tag items kept in SQLite in the state folder.
 
 moto keeps everything in memory. A second consumer of the table's stream (beside the processor's mapping;
-it reads moto's stream in-process, ``localsite.aws.StreamTail``, as the Streams API would be too slow inside
+it reads moto's stream in-process, ``localsite.aws.StreamReader``, as the Streams API would be too slow inside
 every write) copies every tag item's new image to ``<state dir>/tags.sqlite3`` and deletes removed items. It is written through: every successful DynamoDB write calls :meth:`StatePersister.on_write`
 in the writing thread, which reads the stream to its end and commits before the SDK call returns, so a visit
 page is never sent before its count is on disk, and a kill (SIGKILL included) loses no confirmed visit and
@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from functions.keys import PARTITION_KEY, TAG_PREFIX
-from localsite.aws import StreamTail
+from localsite.aws import StreamReader
 
 log = logging.getLogger("localsite.state")
 
@@ -240,7 +240,7 @@ class StatePersister:
         idle_interval: float = 1.0,
     ) -> None:
         self.store = store
-        self._reader = StreamTail(table_name)
+        self._reader = StreamReader(table_name)
         self._stream_end = stream_end
         self._idle_interval = idle_interval
         self._pending: list[dict[str, Any]] = []

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import boto3
 
 from definition import Settings, stack_settings
 from functions.keys import COUNT_ATTRIBUTE, PARTITION_KEY, TAG_PREFIX, total_key
-from localsite.esm import MappingOptions, ShardReader
+from localsite.aws import StreamReader
+from localsite.esm import MappingOptions
 from localsite.site import LocalSite
 
 # Short waits and backoffs: the mapping's behaviour is the same, the tests just do not sit idle.
@@ -127,7 +127,7 @@ def all_items(site: LocalSite) -> list[dict[str, Any]]:
 
 def stream_records(site: LocalSite) -> list[dict[str, Any]]:
     """Every record of the table's stream so far, read from moto's stream from the start."""
-    reader = ShardReader(boto3.client("dynamodbstreams"), site.stream_arn, "TRIM_HORIZON")
+    reader = StreamReader(site.table_name, "TRIM_HORIZON")
     records: list[dict[str, Any]] = []
     while batch := reader.read():
         records.extend(batch)

@@ -12,7 +12,62 @@ from botocore.exceptions import ClientError
 
 from definition import create_table
 from localsite.aws import local_aws
-from localsite.esm import ShardReader
+from localsite.aws import StreamReader
+
+
+class ShardReader:
+    """Reads the stream's one shard through the Streams API, as the operator command reads the local site's."""
+
+    def __init__(self, client: Any, stream_arn: str, position: str) -> None:
+        self._client = client
+        shard = client.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"][0]["ShardId"]
+        self._iterator = client.get_shard_iterator(
+            StreamArn=stream_arn, ShardId=shard, ShardIteratorType=position
+        )["ShardIterator"]
+        self.position: int | None = None
+
+    def read(self, limit: int = 1000) -> list[dict[str, Any]]:
+        response = self._client.get_records(ShardIterator=self._iterator, Limit=limit)
+        self._iterator = response.get("NextShardIterator") or self._iterator
+        records = list(response.get("Records", ()))
+        if records:
+            self.position = int(records[-1]["dynamodb"]["SequenceNumber"])
+        return records
+
+
+def _without_microseconds(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # GetRecords carries the creation time to the millisecond.
+    return [{**r, "dynamodb": {**r["dynamodb"], "ApproximateCreationDateTime":
+                                r["dynamodb"]["ApproximateCreationDateTime"].replace(microsecond=0)}} for r in records]
+
+
+@pytest.mark.parametrize("position", ["TRIM_HORIZON", "LATEST"])
+def test_the_in_process_reader_returns_what_get_records_returns(position: str) -> None:
+    from localsite.aws import expire_items
+
+    with local_aws():
+        client = boto3.client("dynamodb")
+        arn = create_table(client, "t")
+        client.put_item(TableName="t", Item={"pk": {"S": "tag#before"}, "visits": {"N": "1"}})
+        api, local = ShardReader(boto3.client("dynamodbstreams"), arn, position), StreamReader("t", position)
+        # GIVEN an insert, an update, a delete and a TTL deletion with non-ASCII keys and numbers
+        client.put_item(TableName="t", Item={"pk": {"S": "tag#café"}, "visits": {"N": "1"}, "expires_at": {"N": "5"}})
+        client.update_item(TableName="t", Key={"pk": {"S": "tag#café"}}, UpdateExpression="ADD visits :n",
+                           ExpressionAttributeValues={":n": {"N": "41"}})
+        client.delete_item(TableName="t", Key={"pk": {"S": "tag#before"}})
+        expire_items("t", now=10)
+        # THEN both readers hand out the same records, in boto3's form (an aware UTC creation time included)
+        from_api, in_process = api.read(), local.read()
+        assert len(in_process) == (5 if position == "TRIM_HORIZON" else 4)
+        assert _without_microseconds(in_process) == _without_microseconds(from_api)
+        assert local.position == api.position and local.read() == [] and api.read() == []
+        assert local.shard_id == boto3.client("dynamodbstreams").describe_stream(
+            StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+        # ... and changing a record handed out changes neither the stream nor the next reader's record
+        in_process[0]["dynamodb"]["SequenceNumber"] = "0"
+        assert StreamReader("t", "TRIM_HORIZON").read()[0]["dynamodb"]["SequenceNumber"] != "0"
+    with pytest.raises(ValueError, match="TRIM_HORIZON or LATEST"):
+        StreamReader("t", "AT_SEQUENCE_NUMBER")
 
 
 def _put_if_absent(table: str, pk: str) -> dict[str, Any]:

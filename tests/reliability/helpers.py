@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 
 from definition import ROOT, Settings, stack_settings
 from functions.keys import COUNT_ATTRIBUTE, PARTITION_KEY, TAG_PREFIX, total_key
-from localsite.esm import MappingOptions, ShardReader
+from localsite.aws import StreamReader
+from localsite.esm import MappingOptions
 from localsite.site import LocalSite
 from tests.localsite.helpers import wait_until  # one polling helper for both suites
 
@@ -251,7 +251,7 @@ def total(site: LocalSite) -> int:
 
 def tag_records(site: LocalSite) -> list[dict[str, Any]]:
     """Every tag item's record in the table's stream so far, read from moto's stream from its start."""
-    reader = ShardReader(boto3.client("dynamodbstreams"), site.stream_arn, "TRIM_HORIZON")
+    reader = StreamReader(site.table_name, "TRIM_HORIZON")
     records: list[dict[str, Any]] = []
     while batch := reader.read():
         records.extend(batch)
