@@ -35,7 +35,8 @@ def test_the_count_limit_reads_the_same_in_arguments_and_files(
         cli.run(["set", "hello", str(MAX_VISITS + 1), "--table", TABLE])
     assert stopped.value.code == cli.BAD_INPUT
     err = capsys.readouterr().err
-    assert f"N must be from 0 to {LIMIT}, got {MAX_VISITS + 1}" in err and "e+" not in err
+    assert f"N must be a whole number from 0 to {LIMIT} written with the digits 0-9 only" in err and "e+" not in err
+    assert f"got '{MAX_VISITS + 1}'" in err
     # ... and in a file, the same words
     from pathlib import Path
 
