@@ -29,6 +29,7 @@ from admin.reconcile import (
     DEFAULT_SETTLE_SECONDS,
     MAX_ATTEMPTS,
     MAX_SETTLE_SECONDS,
+    MIN_SETTLE_SECONDS,
     ReconcileResult,
     TotalChanged,
     reconcile,
@@ -174,9 +175,13 @@ def parser() -> argparse.ArgumentParser:
         help=f"parallel scan segments (1-{MAX_SEGMENTS}, default {DEFAULT_SEGMENTS})",
     )
     command.add_argument(
-        "--settle", type=_bounded("--settle", 0, MAX_SETTLE_SECONDS, float), default=DEFAULT_SETTLE_SECONDS,
-        help=f"seconds the total and the tags must stay unchanged (default {DEFAULT_SETTLE_SECONDS:g}; keep it above "
-        "the stack's streamBatchingWindowSeconds)",
+        "--settle", type=_bounded("--settle", MIN_SETTLE_SECONDS, MAX_SETTLE_SECONDS, float),
+        default=DEFAULT_SETTLE_SECONDS,
+        help=f"seconds the total and the tags must stay unchanged ({number(MIN_SETTLE_SECONDS)}-"
+        f"{number(MAX_SETTLE_SECONDS)}, default {number(DEFAULT_SETTLE_SECONDS)}; keep it above the stack's "
+        f"streamBatchingWindowSeconds; at least {number(MIN_SETTLE_SECONDS)} s because Lambda polls a stream's "
+        "shard about four times a second, so a shorter period can end before a visit made just before the "
+        "reading is applied, and the total would count it twice)",
     )
     command.add_argument(
         "--attempts", type=_bounded("--attempts", 1, MAX_ATTEMPTS), default=DEFAULT_ATTEMPTS,
