@@ -5,7 +5,9 @@ stream processor adds exactly ``new - old`` to the total and to each day: the co
 "Set the count to N" means: after the write, the item holds N; visits that land on that tag at the same moment
 are overwritten with it (a correction wins over a concurrent visit), and the total still equals the sum of the tags.
 
-- ``set`` writes the count only (``SET visits``): the tag's history stays, it holds real visits;
+- ``set`` writes the count only (``SET visits``): the tag's history stays, it holds real visits, so a count
+  below the visits of its days is refused (``Change.history_above_count``: the pages would show more visits today
+  than in all, and the export of it would be a file ``import`` refuses);
 - ``reset`` writes the count 0 and removes the tag's history (a fresh start);
 - ``delete`` removes the item (the stream subtracts what it held);
 - ``import`` sets each row's tag to what the row says: its count (CSV ``tag,visits``), or its count and its
@@ -74,6 +76,14 @@ class Change:
             return False  # the history stays as it is
         after_days = self._days(self.after)
         return any(after_days.get(day, 0) < count for day, count in self._days(self.before).items())
+
+    @property
+    def history_above_count(self) -> int | None:
+        """The visits the kept history holds, when a count-only change would leave fewer in all (else ``None``)."""
+        if self.after is None or self.after.days is not None:
+            return None  # a delete, or a change that writes its own history (checked against its count on reading)
+        kept = sum(count for _, count in self.before.days or ()) if self.before else 0
+        return kept if kept > self.after.visits else None
 
     def describe(self) -> str:
         """``hello: 12 -> 0`` (and what happens to the history)."""

@@ -23,12 +23,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 from admin import changes as changing
 from admin.changes import Change, PartlyApplied
 from admin.progress import Progress
-from admin.records import FORMATS, MAX_VISITS, BadInput, TagRecord, csv_lines, json_lines, read_records
+from admin.records import COUNT_RULE, FORMATS, BadInput, TagRecord, csv_lines, json_lines, parse_count, read_records
 from admin.reconcile import (
     DEFAULT_ATTEMPTS,
     DEFAULT_SETTLE_SECONDS,
     MAX_ATTEMPTS,
     MAX_SETTLE_SECONDS,
+    MIN_SETTLE_SECONDS,
     ReconcileResult,
     TotalChanged,
     reconcile,
@@ -63,6 +64,8 @@ EXIT_CODES = f"""exit codes:
 EXIT_CODES_POINTER = "exit codes: the same for every subcommand, listed by ./dev admin --help"
 
 Ask = Callable[[str], "bool | None"]
+MAX_LISTED = 20
+"""Tags listed by name in one refusal; the rest are counted."""
 
 
 class Failure(Exception):
@@ -85,6 +88,15 @@ def _bounded(name: str, low: float, high: float, kind: type = int) -> Callable[[
         return value
 
     return parse
+
+
+def _count(text: str) -> int:
+    """``set``'s N, read by the import's own rule (``records.parse_count``): what one accepts, so does the other."""
+    try:
+        return parse_count(text)
+    except ValueError:
+        shown = repr(text) if len(text) <= 40 else repr(text[:37]) + "..."  # not 5,000 digits back at the owner
+        raise argparse.ArgumentTypeError(f"N must be {COUNT_RULE}, got {shown}") from None
 
 
 def _target_options() -> argparse.ArgumentParser:
@@ -124,13 +136,12 @@ def parser() -> argparse.ArgumentParser:
             name, help=help_text, description=help_text, parents=[common, *parents], epilog=EXIT_CODES_POINTER,
         )
 
-    visits = _bounded("N", 0, MAX_VISITS)
     workers = _bounded("--workers", 1, changing.MAX_WORKERS)
     segments = _bounded("--segments", 1, MAX_SEGMENTS)
 
     command = add("set", "set a tag's count to N (its daily history stays)", confirm)
     command.add_argument("tag", metavar="TAG")
-    command.add_argument("visits", metavar="N", type=visits)
+    command.add_argument("visits", metavar="N", type=_count)
     command = add("reset", "set a tag's count to 0 and clear its daily history", confirm)
     command.add_argument("tag", metavar="TAG")
     command = add("delete", "delete a tag (its count and history)", confirm)
@@ -164,9 +175,13 @@ def parser() -> argparse.ArgumentParser:
         help=f"parallel scan segments (1-{MAX_SEGMENTS}, default {DEFAULT_SEGMENTS})",
     )
     command.add_argument(
-        "--settle", type=_bounded("--settle", 0, MAX_SETTLE_SECONDS, float), default=DEFAULT_SETTLE_SECONDS,
-        help=f"seconds the total and the tags must stay unchanged (default {DEFAULT_SETTLE_SECONDS:g}; keep it above "
-        "the stack's streamBatchingWindowSeconds)",
+        "--settle", type=_bounded("--settle", MIN_SETTLE_SECONDS, MAX_SETTLE_SECONDS, float),
+        default=DEFAULT_SETTLE_SECONDS,
+        help=f"seconds the total and the tags must stay unchanged ({number(MIN_SETTLE_SECONDS)}-"
+        f"{number(MAX_SETTLE_SECONDS)}, default {number(DEFAULT_SETTLE_SECONDS)}; keep it above the stack's "
+        f"streamBatchingWindowSeconds; at least {number(MIN_SETTLE_SECONDS)} s because Lambda polls a stream's "
+        "shard about four times a second, so a shorter period can end before a visit made just before the "
+        "reading is applied, and the total would count it twice)",
     )
     command.add_argument(
         "--attempts", type=_bounded("--attempts", 1, MAX_ATTEMPTS), default=DEFAULT_ATTEMPTS,
@@ -234,11 +249,28 @@ def _confirm(args: argparse.Namespace, lowering: Sequence[Change], ask: Ask, tar
         raise Failure(NOT_CONFIRMED, "not confirmed. Nothing was written.")
 
 
+def _refuse_history_above_count(planned: Sequence[Change]) -> None:
+    """A count set below the visits its kept daily history holds is refused, before anything is written."""
+    above = [(change, kept) for change in planned if (kept := change.history_above_count) is not None]
+    if not above:
+        return
+    shown = "\n".join(
+        f"  {change.tag}: {change.visits_after:,} is below the {kept:,} visits of its daily history; set at least "
+        f"{kept:,}, or reset the tag first (that clears its history)"
+        for change, kept in above[:MAX_LISTED]
+    )
+    more = f"\n  ... and {len(above) - MAX_LISTED:,} more" if len(above) > MAX_LISTED else ""
+    raise Failure(
+        BAD_INPUT, f"a count cannot be lower than the visits its days hold:\n{shown}{more}\nNothing was written."
+    )
+
+
 def _change_counts(
     args: argparse.Namespace, target: Target, targets: list[tuple[str, TagRecord | None]], ask: Ask, label: str
 ) -> int:
     workers = getattr(args, "workers", changing.DEFAULT_WORKERS)
     planned = changing.plan(target.dynamodb, target.table_name, targets, workers=workers)
+    _refuse_history_above_count(planned)
     unchanged = len(targets) - len(planned)
     if args.dry_run:
         for change in planned:

@@ -27,7 +27,8 @@ What that guarantees: the written total is the sum of the tags at a moment when 
 every record written before step 1 had been applied, *provided the stream processor applies records within
 ``settle`` seconds* (its iterator age stays under ``settle``): a pending record applied during the period moves
 the total and drops the attempt. Choose ``settle`` above the stack's ``streamBatchingWindowSeconds`` plus a few
-seconds (default 10 s; batching window 1 s in ``dev``). What it cannot see: a processor stalled longer than
+seconds (default 10 s; batching window 1 s in ``dev``; the command line refuses less than
+``MIN_SETTLE_SECONDS``). What it cannot see: a processor stalled longer than
 ``settle`` (failing and retrying a batch, throttled for minutes: check that its iterator age is near zero and
 its error alarm quiet) whose records land afterwards and count on top of the written total.
 """
@@ -49,6 +50,11 @@ from functions import history
 from functions.keys import COUNT_ATTRIBUTE, PARTITION_KEY, TAG_PREFIX, total_key
 
 DEFAULT_SETTLE_SECONDS = 10.0
+MIN_SETTLE_SECONDS = 1.0
+"""Shortest settle period the command line accepts: Lambda polls each shard about four times a second and then
+runs the batch, so a record written just before step 1 can take most of a second to reach the total; a shorter
+period can end before it lands, look steady, and write a total that the record then raises again (counted twice).
+The function itself still takes 0 from callers that know nothing is flowing (the local site at start, tests)."""
 MAX_SETTLE_SECONDS = 600.0
 """Shard iterators expire after 15 minutes: the scan and the settle period must fit in that."""
 EMPTY_PAGES = 3

@@ -10,7 +10,9 @@ time (memory bounded by the longest accepted line, ``MAX_LINE_BYTES``, not by th
 
 Every row is checked before anything is written: tags are normalized exactly as the pages do
 (``functions.tags.normalize_tag``) and two rows naming the same normalized tag are an error; counts are whole
-numbers from 0 to ``MAX_VISITS``; days are real dates no later than tomorrow (UTC), within
+numbers from 0 to ``MAX_VISITS`` read by ``parse_count`` (the one number rule, ``set``'s too: ASCII digits only),
+in JSON Lines a JSON number, never text, a fraction or ``true``; an object naming a key twice is refused; a
+row's days add up to no more than its count; days are real dates no later than tomorrow (UTC), within
 ``MAX_HISTORY_DAYS`` of ``last_day``. Each problem is reported with its line number.
 """
 
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import IO, Any
 
+from admin import wording
 from functions import history
 from functions.keys import COUNT_ATTRIBUTE, PARTITION_KEY, TAG_PREFIX
 from functions.tags import InvalidTag, normalize_tag
@@ -41,6 +44,61 @@ FORMATS = ("csv", "json")
 
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 _DIGITS = re.compile(r"[0-9]+")
+COUNT_RULE = (
+    f"a whole number from 0 to {wording.number(MAX_VISITS)} written with the digits 0-9 only "
+    "(no sign, decimal point, exponent, separator or other script's digits)"
+)
+"""What a count is, in every message that refuses one (``set`` and ``import`` alike)."""
+
+
+def parse_count(text: str) -> int:
+    """A count the owner wrote (``set``'s N, a CSV field, a JSON number's text), or ``ValueError(COUNT_RULE)``.
+
+    Only ASCII digits: ``int()`` alone would also take ``+5``, ``5_000``, an em space before ``5`` and
+    Arabic-Indic digits, which a file's other reader would not. Spaces and tabs around the number are dropped
+    (``hello, 12`` in a CSV), never inside (``1 000``). The length is checked before converting, so a 5,000-digit
+    number is refused like any other too big (Python raises on converting more than 4,300 digits)."""
+    digits = text.strip(" \t")
+    if not _DIGITS.fullmatch(digits):
+        raise ValueError(COUNT_RULE)
+    significant = digits.lstrip("0") or "0"
+    if len(significant) > len(str(MAX_VISITS)) or int(significant) > MAX_VISITS:
+        raise ValueError(COUNT_RULE)
+    return int(significant)
+
+
+class _JsonNumber(str):
+    """A JSON number as written (``parse_int``/``parse_float``/``parse_constant`` keep the text, so that the limit
+    is checked before any conversion and a fraction is told apart from a whole number)."""
+
+    whole: bool = True
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+class _JsonFraction(_JsonNumber):
+    whole = False
+
+
+class DuplicateKey(ValueError):
+    """A JSON object naming a key twice (``json`` would keep the last silently)."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in row:
+            raise DuplicateKey(key)
+        row[key] = value
+    return row
+
+
+def _json_object(text: str) -> Any:
+    return json.loads(
+        text, parse_int=_JsonNumber, parse_float=_JsonFraction, parse_constant=_JsonFraction,
+        object_pairs_hook=_unique_keys,
+    )
 
 
 @dataclass(frozen=True)
@@ -110,6 +168,8 @@ class _Checker:
         self.seen: dict[str, int] = {}
         self.problems: list[str] = []
         self.count = 0
+        self.json = False
+        """Whether the row being checked is JSON (its counts are numbers, not text)."""
 
     def problem(self, line: int, text: str) -> None:
         self.count += 1
@@ -117,7 +177,7 @@ class _Checker:
             self.problems.append(f"line {line}: {text}")
 
     def tag(self, line: int, raw: Any) -> str | None:
-        if not isinstance(raw, str):
+        if not isinstance(raw, str) or isinstance(raw, _JsonNumber):
             self.problem(line, "the tag is not text")
             return None
         try:
@@ -133,17 +193,22 @@ class _Checker:
         return tag
 
     def visits(self, line: int, raw: Any, what: str = "visits") -> int | None:
-        if isinstance(raw, str):
-            text = raw.strip()
-            value = int(text) if _DIGITS.fullmatch(text) and len(text) <= 16 else None
-        elif isinstance(raw, int) and not isinstance(raw, bool):
-            value = raw
-        else:
-            value = None
-        if value is None or not 0 <= value <= MAX_VISITS:
-            self.problem(line, f"{what} {_show(raw)} is not a whole number from 0 to {MAX_VISITS:,}")
+        """A CSV field (text) or a JSON number (``_JsonNumber``) read by ``parse_count``; JSON text, fractions and
+        booleans are refused: ``export`` writes counts as JSON numbers."""
+        if isinstance(raw, _JsonNumber):
+            if not raw.whole:
+                self.problem(line, f"{what} {_show(raw)} is not {COUNT_RULE}")
+                return None
+        elif self.json:
+            shown = "null" if raw is None else str(raw).lower() if isinstance(raw, bool) else _show(raw)
+            kind = "text" if isinstance(raw, str) else "not a number"
+            self.problem(line, f"{what} {shown} is {kind}; a count is a JSON number, {COUNT_RULE}")
             return None
-        return value
+        try:
+            return parse_count(raw)
+        except ValueError:
+            self.problem(line, f"{what} {_show(raw)} is not {COUNT_RULE}")
+            return None
 
     def day(self, line: int, raw: Any, what: str) -> date | None:
         if isinstance(raw, str) and _ISO_DAY.fullmatch(raw):
@@ -158,6 +223,14 @@ class _Checker:
                 return day
         self.problem(line, f"{what} {_show(raw)} is not a date like 2026-12-01")
         return None
+
+    def days_within_count(self, line: int, visits: int, days: tuple[tuple[date, int], ...] | None) -> bool:
+        """Whether the row's days add up to no more than its count: every visit of a day is one of the tag's."""
+        in_days = sum(count for _, count in days or ())
+        if in_days > visits:
+            self.problem(line, f"its days add up to {in_days:,} visits, more than its count of {visits:,}")
+            return False
+        return True
 
     def history(
         self, line: int, raw_days: Mapping[Any, Any] | None, raw_last: Any
@@ -228,6 +301,7 @@ def read_records(stream: IO[bytes], fmt: str = "auto", today: date | None = None
             continue
         if fmt == "auto":
             fmt = "json" if text.lstrip().startswith(("{", "[")) else "csv"
+        checker.json = fmt == "json"
         if fmt == "json":
             record = _json_row(checker, number, text)
         elif header is None:
@@ -265,16 +339,23 @@ def _csv_row(checker: _Checker, number: int, text: str, header: tuple[str, ...])
         ok, days, last_day = checker.history(number, raw_days, fields[2].strip() or None)
         if days is None:
             days = ()  # the export form always states the history, even when empty
-    if tag is None or visits is None or not ok:
+    if tag is None or visits is None or not ok or not checker.days_within_count(number, visits, days):
         return None
     return TagRecord(tag, visits, days, last_day)
 
 
 def _json_row(checker: _Checker, number: int, text: str) -> TagRecord | None:
     try:
-        row = json.loads(text)
-    except ValueError as error:
+        row = _json_object(text)
+    except DuplicateKey as error:
+        checker.problem(number, f"the key {str(error)!r} is given twice in one object")
+        return None
+    except json.JSONDecodeError as error:
         checker.problem(number, f"not JSON ({error.msg} at column {error.colno})")
+        return None
+    except RecursionError:
+        # Brackets nested thousands deep fit in one line; the decoder gives up rather than a row being read.
+        checker.problem(number, "not a row: arrays or objects nested too deeply")
         return None
     if not isinstance(row, dict):
         checker.problem(number, 'expected an object like {"tag": "hello", "visits": 12}')
@@ -292,7 +373,7 @@ def _json_row(checker: _Checker, number: int, text: str) -> TagRecord | None:
         checker.problem(number, 'days must be an object like {"2026-12-01": 3}')
         return None
     ok, days, last_day = checker.history(number, raw_days, row.get("last_day"))
-    if tag is None or visits is None or not ok:
+    if tag is None or visits is None or not ok or not checker.days_within_count(number, visits, days):
         return None
     return TagRecord(tag, visits, days, last_day)
 

@@ -4,9 +4,16 @@ One visible tag, one count. A tag is normalized the way Unicode recommends for i
 folding, UAX #31 / UAX #15): full-width ``ｔｏｔａｌ``, ``TOTAL`` and ``total`` are one tag, and so are a ligature
 and its letters. What cannot be seen is refused rather than folded away: default-ignorable code points (zero-width
 characters, the combining grapheme joiner U+034F, variation selectors, the Hangul fillers U+115F, U+1160, U+3164
-and U+FFA0, which are letters by category but render blank) and more than ``MAX_MARKS_PER_BASE`` combining marks
-on one character (``a`` followed by 63 accents). A tag that was already in normal form keeps its key, so existing
-counts stay where they are (a tag normal under NFC but not NFKC, such as ``ｔｏｔａｌ``, now reaches ``total``).
+and U+FFA0, which are letters by category but render blank), a space or control character at either end
+(``%0Ahello``, ``%E3%80%80hello``: trimming them would count a tag the visitor cannot see as ``hello``; a space is
+no letter, so the rule "letters, digits, - _ ." refuses it at an end as it does inside), and more than
+``MAX_MARKS_PER_BASE`` combining marks on one character (``a`` followed by 63 accents). Marks are counted on the
+normalized tag fully decomposed (NFD), so a precomposed letter counts its own accent: ``a`` with five acute accents
+is refused like ``x`` with five, although NFC turns the first into ``á`` with four, and every spelling of one tag
+gets the same answer. A tag that was already in normal form keeps its key, so existing counts stay where they are
+(a tag normal under NFC but not NFKC, such as ``ｔｏｔａｌ``, now reaches ``total``); the keys these two refusals
+close were reachable only through the bugs they fix (no key ever had a space at an end, the old rule trimmed it,
+and no word needs five marks on one letter: a precomposed letter holds at most three, polytonic Greek's ``ᾇ``).
 
 REST APIs hand handlers path parameters still percent-encoded (``caf%C3%A9``); the local site does the same.
 A valid tag never contains ``%``, so decoding an already decoded valid tag changes nothing: both forms give
@@ -20,7 +27,8 @@ from urllib.parse import unquote
 
 MAX_LENGTH = 64
 MAX_MARKS_PER_BASE = 4
-"""Combining marks one character may carry: enough for Vietnamese, Thai, Hebrew points or a Tibetan stack."""
+"""Combining marks one character may carry, counted decomposed (NFD): enough for Vietnamese (two on ``ệ``), Thai,
+Hebrew points, polytonic Greek (three on ``ᾇ``, the most any precomposed letter holds) or a Tibetan stack."""
 PUNCTUATION = frozenset("-_.")
 
 # Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt, Unicode 15.1), which Python's unicodedata
@@ -81,8 +89,25 @@ def _allowed(char: str, first: bool) -> bool:
 
 
 def fold(text: str) -> str:
-    """NFKC with case folding (NFKC, fold, NFKC again: folding can leave text that is not normalized)."""
-    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).strip().casefold())
+    """NFKC with case folding (NFKC, fold, NFKC again: folding can leave text that is not normalized).
+
+    Nothing is trimmed: a space or control character at an end is refused by ``normalize_tag``, not dropped."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+
+
+def _blank(char: str) -> bool:
+    """A space (any script's, ``str.isspace`` or category Z) or a control character (Cc): blank at a tag's end."""
+    category = unicodedata.category(char)
+    return char.isspace() or category == "Cc" or category.startswith("Z")
+
+
+def most_marks(tag: str) -> int:
+    """The most combining marks any one character of ``tag`` carries, once decomposed (NFD): ``á`` counts one."""
+    most = run = 0
+    for char in unicodedata.normalize("NFD", tag):
+        run = run + 1 if unicodedata.category(char).startswith("M") else 0
+        most = max(most, run)
+    return most
 
 
 def normalize_tag(raw: str | None) -> str:
@@ -96,11 +121,12 @@ def normalize_tag(raw: str | None) -> str:
     tag = fold(decoded)
     if not tag:
         raise InvalidTag("The tag is empty.")
+    if _blank(tag[0]) or _blank(tag[-1]):
+        raise InvalidTag("The tag starts or ends with a space or a control character.")
     if len(tag) > MAX_LENGTH:
         raise InvalidTag(f"The tag is {len(tag)} characters long.")
     if all(char == "." for char in tag):
         raise InvalidTag("A tag cannot be made only of full stops.")
-    marks = 0
     for index, char in enumerate(tag):
         # Before the category check: the Hangul fillers are letters by category, the joiners marks.
         if is_default_ignorable(char):
@@ -109,7 +135,6 @@ def normalize_tag(raw: str | None) -> str:
             if unicodedata.category(char).startswith("M"):
                 raise InvalidTag("A tag cannot start with a combining mark.")
             raise InvalidTag("The tag contains a character that is not allowed.")
-        marks = marks + 1 if unicodedata.category(char).startswith("M") else 0
-        if marks > MAX_MARKS_PER_BASE:
-            raise InvalidTag(f"A character of the tag carries more than {MAX_MARKS_PER_BASE} combining marks.")
+    if most_marks(tag) > MAX_MARKS_PER_BASE:
+        raise InvalidTag(f"A character of the tag carries more than {MAX_MARKS_PER_BASE} combining marks.")
     return tag

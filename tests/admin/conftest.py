@@ -73,3 +73,15 @@ def no_sleep(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
     slept: list[float] = []
     monkeypatch.setattr(retry, "pause", slept.append)
     return slept.append
+
+
+@pytest.fixture
+def settle_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``reconcile --settle`` (at least 1 s) ends at once: the moto stream is applied only by ``drain``, so
+    waiting would change nothing but the suite's time; the command still says it waits."""
+    import functools
+
+    from admin import cli
+    from admin.reconcile import reconcile
+
+    monkeypatch.setattr(cli, "reconcile", functools.partial(reconcile, sleep=lambda _: None))

@@ -94,9 +94,40 @@ BAD_FILES = {
     "json broken": ('{"tag": "a", "visits": 1}\n{"tag": "b", \n', "line 2: not JSON"),
     "json unknown field": ('{"tag": "a", "visits": 1, "count": 2}\n', "unknown fields ['count']"),
     "json missing visits": ('{"tag": "a"}\n', "missing fields ['visits']"),
-    "json string count": ('{"tag": "a", "visits": "x"}\n', "visits 'x' is not a whole number"),
-    "json float count": ('{"tag": "a", "visits": 2.0}\n', "visits 2.0 is not a whole number"),
-    "json boolean count": ('{"tag": "a", "visits": true}\n', "visits True is not a whole number"),
+    "json string count": ('{"tag": "a", "visits": "x"}\n', "line 1: visits 'x' is text; a count is a JSON number"),
+    "json numeric string count": ('{"tag": "a", "visits": "5"}\n', "line 1: visits '5' is text; a count is a JSON"),
+    "json float count": ('{"tag": "a", "visits": 2.0}\n', "line 1: visits 2.0 is not a whole number"),
+    "json exponent count": ('{"tag": "a", "visits": 1e3}\n', "line 1: visits 1e3 is not a whole number"),
+    "json negative count": ('{"tag": "a", "visits": -5}\n', "line 1: visits -5 is not a whole number"),
+    "json NaN count": ('{"tag": "a", "visits": NaN}\n', "line 1: visits NaN is not a whole number"),
+    "json boolean count": ('{"tag": "a", "visits": true}\n', "line 1: visits true is not a number; a count is a JSON"),
+    "json null count": ('{"tag": "a", "visits": null}\n', "line 1: visits null is not a number"),
+    "json too big count": ('{"tag": "a", "visits": 1000000000000001}\n', "line 1: visits 1000000000000001 is not"),
+    "json 5,000-digit count": (
+        '{"tag": "a", "visits": 1}\n{"tag": "b", "visits": %s}\n' % ("9" * 5000), "line 2: visits 99999"
+    ),
+    "json string day count": (
+        '{"tag": "a", "visits": 5, "days": {"%s": "1"}}\n' % day(0),
+        "line 1: the visits of day '%s' '1' is text" % day(0),
+    ),
+    "json duplicate key": ('{"tag": "a", "visits": 1}\n{"tag": "b", "visits": 1, "visits": 9}\n',
+                           "line 2: the key 'visits' is given twice in one object"),
+    "json duplicate tag key": ('{"tag": "a", "tag": "b", "visits": 1}\n', "line 1: the key 'tag' is given twice"),
+    "json duplicate day": (
+        '{"tag": "a", "visits": 5, "days": {"%s": 1, "%s": 2}}\n' % (day(0), day(0)),
+        "line 1: the key '%s' is given twice" % day(0),
+    ),
+    "json number tag": ('{"tag": 12, "visits": 1}\n', "line 1: the tag is not text"),
+    "json nested too deep": ("[" * 8000 + "]" * 8000 + "\n", "line 1: not a row: arrays or objects nested too deeply"),
+    "json days above count": (
+        '{"tag": "a", "visits": 1}\n{"tag": "b", "visits": 2, "days": {"%s": 2, "%s": 1}}\n' % (day(0), day(1)),
+        "line 2: its days add up to 3 visits, more than its count of 2",
+    ),
+    "json tag with a leading newline": (
+        '{"tag": "\\nhello", "visits": 1}\n', "line 1: tag '\\nhello' is invalid: The tag starts or ends with a space"
+    ),
+    "json tag with a trailing space": ('{"tag": "hello ", "visits": 1}\n', "line 1: tag 'hello ' is invalid"),
+    "json tag with five marks on a": ('{"tag": "a\u0301\u0301\u0301\u0301\u0301", "visits": 1}\n', "combining marks"),
     "json bad day": ('{"tag": "a", "visits": 1, "days": {"2026-02-30": 1}}\n', "day '2026-02-30' is not a date"),
     "json future day": (
         '{"tag": "a", "visits": 1, "days": {"%s": 1}}\n' % (TODAY + timedelta(days=5)).isoformat(), "is in the future"
@@ -106,6 +137,21 @@ BAD_FILES = {
         '{"tag": "a", "visits": 5, "days": {"%s": 1, "%s": 1}}\n' % (day(0), day(70)), f"must lie within the {history.MAX_HISTORY_DAYS} days"
     ),
     "csv bad days": ("tag,visits,last_day,days\na,1,,2026-11-30:1\n", "line 2: days '2026-11-30:1' is not like"),
+    "csv underscore count": ("tag,visits\na,5_000\n", "line 2: visits '5_000' is not a whole number"),
+    "csv plus sign": ("tag,visits\na,+5\n", "line 2: visits '+5' is not a whole number"),
+    "csv Arabic-Indic digits": ("tag,visits\na,\u0665\n", "line 2: visits '\u0665' is not a whole number"),
+    "csv space inside a count": ("tag,visits\na,1 000\n", "line 2: visits '1 000' is not a whole number"),
+    "csv 5,000-digit count": ("tag,visits\na,1\nb,%s\n" % ("9" * 5000), "line 3: visits '99999"),
+    "csv day count with a sign": (
+        "tag,visits,last_day,days\na,5,,%s=+1\n" % day(0), "line 2: the visits of day '%s' '+1' is not" % day(0)
+    ),
+    "csv days above count": (
+        "tag,visits,last_day,days\na,1,,\nb,3,,%s=2;%s=2\n" % (day(0), day(1)),
+        "line 3: its days add up to 4 visits, more than its count of 3",
+    ),
+    "csv tag with a leading space": ("tag,visits\na,1\n hello,2\n", "line 3: tag ' hello' is invalid: The tag starts"),
+    "csv tag with an ideographic space": ("tag,visits\n\u3000hello,2\n", "line 2: tag '\\u3000hello' is invalid"),
+    "csv tag with five marks on a": ("tag,visits\na\u0301\u0301\u0301\u0301\u0301,2\n", "line 2: tag"),
 }
 
 

@@ -49,12 +49,14 @@ SUBCOMMANDS = {
     "delete": ["delete", "a", "--yes"],
     "import": ["import", "{file}", "--yes"],
     "export": ["export"],
-    "reconcile": ["reconcile", "--settle", "0"],
+    "reconcile": ["reconcile", "--settle", "1"],
 }
 
 
 @pytest.mark.parametrize("subcommand", list(SUBCOMMANDS))
-def test_each_subcommand_calls_exactly_the_actions_it_documents(admin: Admin, tmp_path: Path, subcommand: str) -> None:
+def test_each_subcommand_calls_exactly_the_actions_it_documents(
+    admin: Admin, tmp_path: Path, subcommand: str, settle_at_once: None
+) -> None:
     assert admin("set", "a", "3").code == cli.OK
     assert admin.site.get("/tags/b")["statusCode"] == 200
     admin.drain()

@@ -307,20 +307,22 @@ def test_bounds_are_checked_before_anything_is_read(site: Site, options: dict[st
     assert calls == []
 
 
-def test_cli_reports_and_exits_zero(admin: Admin) -> None:
+def test_cli_reports_and_exits_zero(admin: Admin, settle_at_once: None) -> None:
     true_total = seed(admin.site, tags=5)
     admin.site.client.put_item(TableName=TABLE, Item={"pk": {"S": "site#total"}, "visits": {"N": "0"}})
-    result = admin("reconcile", "--dry-run", "--settle", "0")
+    result = admin("reconcile", "--dry-run", "--settle", "1")
     assert result.code == cli.OK and "dry run, nothing changed" in result.out
-    result = admin("reconcile", "--segments", "2", "--settle", "0")
+    result = admin("reconcile", "--segments", "2", "--settle", "1")
     assert result.code == cli.OK
     assert f"5 tags hold {true_total} visits" in result.out
     assert f"the total was 0: updated the total (0 -> {true_total})" in result.out
-    result = admin("reconcile", "--settle", "0")
+    result = admin("reconcile", "--settle", "1")
     assert result.code == cli.OK and "already right" in result.out
 
 
-def test_cli_exits_1_only_when_no_reading_was_steady(admin: Admin, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_exits_1_only_when_no_reading_was_steady(
+    admin: Admin, monkeypatch: pytest.MonkeyPatch, settle_at_once: None
+) -> None:
     seed(admin.site, tags=3)
 
     def keep_visiting(model: Any, **_: Any) -> None:
@@ -328,7 +330,7 @@ def test_cli_exits_1_only_when_no_reading_was_steady(admin: Admin, monkeypatch: 
             admin.site.get("/tags/t0")
 
     admin.site.client.meta.events.register("before-call.dynamodb", keep_visiting)
-    result = admin("reconcile", "--settle", "0", "--attempts", "2")
+    result = admin("reconcile", "--settle", "1", "--attempts", "2")
     assert result.code == cli.NOT_STEADY and "no steady reading in 2 attempts" in result.err
 
 
@@ -337,7 +339,7 @@ def test_an_unexpected_crash_is_not_exit_1(admin: Admin, monkeypatch: pytest.Mon
         raise KeyError("a bug")
 
     monkeypatch.setattr(cli, "reconcile", broken)
-    result = admin("reconcile", "--settle", "0")
+    result = admin("reconcile")
     assert result.code == cli.BUG != cli.NOT_STEADY
     assert "Traceback" in result.err and "unexpected failure" in result.err
 
@@ -345,12 +347,36 @@ def test_an_unexpected_crash_is_not_exit_1(admin: Admin, monkeypatch: pytest.Mon
 @pytest.mark.parametrize(
     "argv",
     [["--segments", "0"], ["--segments", "65"], ["--segments", "1000000"], ["--settle", "-1"], ["--attempts", "0"],
-     ["--history-days", "61"], ["--segments", "x"]],
+     ["--history-days", "61"], ["--segments", "x"], ["--settle", "0"], ["--settle", "0.5"], ["--settle", "601"],
+     ["--settle", "nan"], ["--settle", "inf"]],
 )
 def test_cli_rejects_bad_arguments(admin: Admin, argv: list[str]) -> None:
+    calls = record_calls(admin.site.client)
     with pytest.raises(SystemExit) as exited:
         admin("reconcile", *argv)
     assert exited.value.code == cli.BAD_INPUT
+    assert calls == []  # refused before anything is read
+
+
+@pytest.mark.parametrize("settle", ["0", "0.2", "0.999"])
+def test_a_settle_period_too_short_to_mean_anything_is_refused_naming_the_minimum(
+    admin: Admin, capsys: pytest.CaptureFixture[str], settle: str
+) -> None:
+    seed(admin.site, tags=2)
+    admin.site.client.put_item(TableName=TABLE, Item={"pk": {"S": "site#total"}, "visits": {"N": "0"}})
+    before = admin.site.scan()
+    with pytest.raises(SystemExit) as exited:
+        admin("reconcile", "--settle", settle)
+    assert exited.value.code == cli.BAD_INPUT
+    assert f"--settle must be from 1 to 600, got {settle}" in capsys.readouterr().err
+    assert admin.site.scan() == before  # the wrong total stays for a run that can be trusted
+
+
+def test_the_help_says_why_the_settle_period_has_a_minimum(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.run(["reconcile", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "at least 1 s because Lambda polls a stream's shard about four times a second" in text
 
 
 def test_cli_refuses_a_foreign_table_with_exit_3(admin: Admin) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from admin import cli
+from admin.records import COUNT_RULE
 
 from .conftest import TABLE, Admin
 
@@ -47,21 +50,26 @@ def test_setting_the_same_count_again_writes_nothing(admin: Admin) -> None:
     assert admin.tag_records() == [] and records > 0
 
 
-@pytest.mark.parametrize("argv", [("set", "hello", "2"), ("reset", "hello"), ("delete", "hello")])
+@pytest.mark.parametrize("argv", [("set", "hello", "6"), ("reset", "hello"), ("delete", "hello")])
 def test_lowering_asks_first_and_a_no_changes_nothing(admin: Admin, argv: tuple[str, ...]) -> None:
     visit(admin, "hello", 5)
+    start = 5
+    if argv[0] == "set":
+        # a count may not go below its 5 days' visits: raised first, then lowered to 6, still above them
+        assert admin("set", "hello", "9").code == cli.OK
+        start = 9
     admin.drain()
     before = admin.site.scan()
     admin.answers = [False]
     refused = admin(*argv)
-    assert refused.code == cli.NOT_CONFIRMED and "not confirmed" in refused.err and "hello: 5 ->" in refused.err
+    assert refused.code == cli.NOT_CONFIRMED and "not confirmed" in refused.err and f"hello: {start} ->" in refused.err
     no_terminal = admin(*argv)  # no answer at all: a script without --yes
     assert no_terminal.code == cli.NOT_CONFIRMED and "--yes" in no_terminal.err
     assert admin.site.scan() == before
     admin.answers = [True]
     assert admin(*argv).code == cli.OK
     admin.drain()
-    expected = {"set": 2, "reset": 0}.get(argv[0])
+    expected = {"set": 6, "reset": 0}.get(argv[0])
     counts = admin.counts()
     assert counts.get("hello") == expected and counts["site#total"] == (expected or 0)
 
@@ -91,7 +99,7 @@ def test_delete_removes_the_item_and_its_visits_from_the_total(admin: Admin) -> 
 def test_dry_run_says_what_would_change_and_writes_nothing(admin: Admin) -> None:
     visit(admin, "hello", 4)
     before = admin.site.scan()
-    for argv in (("set", "hello", "1"), ("reset", "hello"), ("delete", "hello"), ("set", "new", "9")):
+    for argv in (("set", "hello", "40"), ("reset", "hello"), ("delete", "hello"), ("set", "new", "9")):
         result = admin(*argv, "--dry-run")
         assert result.code == cli.OK and "would change" in result.out and "nothing was written" in result.out
     assert admin.site.scan() == before
@@ -107,18 +115,75 @@ def test_an_invalid_tag_is_refused_and_nothing_is_written(admin: Admin, tag: str
 
 
 def test_tags_are_normalized_as_the_pages_do(admin: Admin) -> None:
-    assert admin("set", "  CAF%C3%A9 ", "3").code == cli.OK  # decoded once, trimmed, case-folded, NFC
+    assert admin("set", "CAF%C3%A9", "3").code == cli.OK  # decoded once, case-folded, normalized
     assert admin.counts() == {"café": 3}
     page = admin.site.get("/counts/caf%C3%A9")
     assert page["statusCode"] == 200 and ">3<" in page["body"].replace(" ", "")
 
 
-@pytest.mark.parametrize("count", ["-1", "1.5", "1e3", "abc", str(10**15 + 1)])
-def test_a_bad_count_is_refused(admin: Admin, count: str) -> None:
+BAD_COUNTS = ["-1", "1.5", "1e3", "abc", str(10**15 + 1), "5_000", "+5", "\u0665", "\u0663\u0664", "\uff15", "1 000",
+              "1,000", "0x10", "", "9" * 5000]
+
+
+@pytest.mark.parametrize("count", BAD_COUNTS, ids=lambda count: count if len(count) < 20 else f"{len(count)} digits")
+def test_a_bad_count_is_refused(admin: Admin, capsys: pytest.CaptureFixture[str], count: str) -> None:
     with pytest.raises(SystemExit) as exited:
         admin("set", "hello", count)
     assert exited.value.code == cli.BAD_INPUT
+    err = capsys.readouterr().err
+    assert COUNT_RULE in err and len(err) < 1000  # the rule said, not 5,000 digits echoed back
     assert admin.site.scan() == []
+
+
+@pytest.mark.parametrize("count", [*BAD_COUNTS, "0", "7", "007", " 7", str(10**15)])
+def test_set_and_import_accept_the_same_counts(admin: Admin, tmp_path: Path, count: str) -> None:
+    # One rule, records.parse_count: what import refuses, set refuses, and what one accepts the other does too.
+    source = tmp_path / "one.csv"
+    source.write_text(f"tag,visits\nhello,{count}\n", encoding="utf-8")
+    imported = admin("import", str(source), "--dry-run").code
+    try:
+        given = admin("set", "hello", count, "--dry-run").code
+    except SystemExit as exited:
+        given = exited.code
+    assert imported == given
+    assert (given == cli.OK) == (count not in BAD_COUNTS)
+    assert admin.site.scan() == []
+
+
+@pytest.mark.parametrize("tag", [" hello", "hello ", "%0Ahello", "hello%0A", "%E3%80%80hello", "\u3000hello", "%09hello",
+                                 "a" + "\u0301" * 5, "a%CC%81%CC%81%CC%81%CC%81%CC%81", "\u00e1" + "\u0301" * 4])
+def test_a_tag_that_only_looks_like_another_is_refused_not_trimmed(admin: Admin, tag: str) -> None:
+    # GIVEN hello (and a) counted, WHEN the owner names it with a blank end or an overloaded letter
+    assert admin("set", "hello", "5").code == cli.OK
+    assert admin("set", "a", "5").code == cli.OK
+    before = admin.site.scan()
+    result = admin("set", tag, "9")
+    # THEN exit 2, the problem said, and neither tag changed
+    assert result.code == cli.BAD_INPUT, result
+    assert "is invalid" in result.err and "Nothing was written" in result.err
+    assert "starts or ends with a space or a control character" in result.err or "combining marks" in result.err
+    assert admin.site.scan() == before
+
+
+def test_a_count_below_its_days_visits_is_refused(admin: Admin, tmp_path: Path) -> None:
+    # GIVEN hello with 5 visits today, WHEN it is set to 3 (its days would hold more than its count)
+    visit(admin, "hello", 5)
+    before = admin.site.scan()
+    result = admin("set", "hello", "3", "--yes")
+    # THEN refused before anything is asked or written, saying what would do
+    assert result.code == cli.BAD_INPUT, result
+    assert "hello: 3 is below the 5 visits of its daily history; set at least 5, or reset the tag first" in result.err
+    assert "Nothing was written." in result.err
+    assert admin("set", "hello", "4", "--dry-run").code == cli.BAD_INPUT  # a dry run says so too
+    # AND a count-only import says the same for each such tag
+    source = tmp_path / "counts.csv"
+    source.write_text("tag,visits\nhello,2\nfresh,1\n", encoding="utf-8")
+    imported = admin("import", str(source), "--yes")
+    assert imported.code == cli.BAD_INPUT and "hello: 2 is below the 5 visits" in imported.err
+    assert admin.site.scan() == before
+    # AND its own count, or reset then set, is accepted
+    assert admin("set", "hello", "5").code == cli.OK
+    assert admin("reset", "hello", "--yes").code == cli.OK and admin("set", "hello", "3").code == cli.OK
 
 
 def test_a_table_of_another_application_is_refused(admin: Admin) -> None:

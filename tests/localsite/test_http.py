@@ -101,6 +101,15 @@ def test_an_invalid_tag_gets_the_400_page_and_nothing_is_written(site: LocalSite
     assert all_items(site) == []
 
 
+@pytest.mark.parametrize("raw", ["%0Ahello", "%E3%80%80hello", "%20hello", "hello%09", "a" + "%CC%81" * 5])
+def test_a_blank_end_or_overloaded_letter_is_a_400_not_another_tags_visit(site: LocalSite, raw: str) -> None:
+    # GIVEN a tag that shows as "hello" (or as "a" with accents), WHEN it is visited, THEN 400 and no count at all
+    reply = request(f"{site.url}tags/{raw}")
+    assert reply.status == 400
+    assert "starts or ends with a space" in reply.body or "combining marks" in reply.body
+    assert all_items(site) == []
+
+
 def test_a_throttled_visit_is_a_503_and_the_next_one_counts(site: LocalSite) -> None:
     # GIVEN DynamoDB throttles every UpdateItem on tag items
     from localsite.faults import touches_tag_items

@@ -29,7 +29,7 @@ TAIL = 100
 
 # Hot tags, each reached through several spellings that must all count for the one normalized tag.
 HOT: dict[str, tuple[str, ...]] = {
-    "hello": ("hello", "Hello", "HELLO", "%20hello%20"),
+    "hello": ("hello", "Hello", "HELLO", "%68ello"),  # the last percent-encoded
     "café": ("caf%C3%A9", "CAF%C3%89", "cafe%CC%81"),  # composed, upper case, decomposed
     "日本": ("%E6%97%A5%E6%9C%AC",),
     "total": ("TOTAL", "total"),  # looks like the internal total: just a tag
