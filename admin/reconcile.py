@@ -36,7 +36,7 @@ its error alarm quiet) whose records land afterwards and count on top of the wri
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -112,9 +112,14 @@ def _read_total(client: Any, table_name: str) -> _Reading:
 
 
 def _count(client: Any, table_name: str, segments: int, page_size: int | None, window: set[date]) -> tuple[int, int, dict[date, int]]:
+    return tally(scan_tag_items(client, table_name, segments=segments, page_size=page_size), window)
+
+
+def tally(items: Iterable[dict[str, Any]], window: set[date]) -> tuple[int, int, dict[date, int]]:
+    """The visits of tag items, how many items there were, and their visits per day of ``window``."""
     total = tags = 0
     days: dict[date, int] = {}
-    for item in scan_tag_items(client, table_name, segments=segments, page_size=page_size):
+    for item in items:
         tags += 1
         value = item.get(COUNT_ATTRIBUTE)
         if value is not None:
@@ -243,6 +248,15 @@ def reconcile(
         f"no steady reading in {wording.counted(attempts, 'attempt')} of {settle:g} s: visits are arriving or the stream "
         "processor is still applying records"
     )
+
+
+def set_total_from(client: Any, table_name: str, items: Iterable[dict[str, Any]], *, history_days: int | None = None,
+                   today: date | None = None) -> bool:
+    """Write the total of a table no visit reaches yet (the local site at start) from its tag items, known to the
+    caller, without scanning; ``False`` if the total was written meanwhile (then nothing is changed)."""
+    today = today or history.utc_today()
+    counted, _, days = tally(items, set(history.window(today, history_days or history.history_days())))
+    return _write_total(client, table_name, _read_total(client, table_name), counted, days, today)
 
 
 def _aws_endpoint(client: Any) -> bool:

@@ -51,7 +51,7 @@ from moto.core.botocore_stubber import BotocoreStubber
 from moto.core.common_models import BaseModel
 from moto.core.model_instances import reset_model_data
 from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
-from moto.dynamodb.models.dynamo_type import Item
+from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import StreamShard, Table
 from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, Node
 from moto.dynamodb.parsing.expressions import UpdateExpressionParser
@@ -329,6 +329,25 @@ def stream_end(table_name: str) -> int:
         shard = _table(table_name).stream_shard
         assert shard is not None, "the table has no stream"
         return shard.starting_sequence_number + len(shard.items)
+
+
+def load_items(table_name: str, items: Iterable[dict[str, Any]]) -> int:
+    """Put items (DynamoDB JSON) into a table as if it had always held them, and return how many.
+
+    For the saved state at start: no stream record is written (DynamoDB's stream holds changes, not an item
+    written before the stream was read, and moto would keep each with its image: 686 MB on 200,000 tags
+    against 307 MB before the stop) and no request is made (8,000 ``BatchWriteItem`` calls took a minute on
+    200,000 tags; this takes about 20 us an item). The items were read back from this table: valid as they are.
+    """
+    count = 0
+    with _dispatch_lock, _stream_lock:
+        table = _table(table_name)
+        assert table.range_key_attr is None, "tag-counter's table has a partition key only"
+        for attributes in items:
+            key = DynamoType(attributes[table.hash_key_attr])
+            table.items[key] = Item(key, None, attributes)
+            count += 1
+    return count
 
 
 class StreamReader:

@@ -494,20 +494,21 @@ class LocalSite:
         self._stack.callback(self.faults.detach)
 
         self.dynamodb = boto3.client("dynamodb")
-        streams = boto3.client("dynamodbstreams")
         self.sqs = boto3.client("sqs")
         self.stream_arn = definition.create_table(self.dynamodb, self.table_name)
         self.queue_url = self.sqs.create_queue(QueueName=QUEUE_NAME)["QueueUrl"]
 
         starting_position = self.settings.stream_starting_position
         if self.store is not None:
-            self.restored = restore(self.store, self.dynamodb, self.table_name)
-            if self.restored:
-                from admin.reconcile import reconcile
+            restored = restore(self.store, self.table_name)
+            self.restored = len(restored)
+            if restored:
+                from admin.reconcile import set_total_from
 
-                # Nothing flows yet (the site serves only once started): no settle period is needed.
-                reconcile(self.dynamodb, self.table_name, streams=streams, history_days=self.settings.history_days)
-                # The restored items' records are in the stream now: counting them again would double the total.
+                # The total is not saved (it lags the tags by the stream): recomputed from the tags, as reconcile
+                # does; nothing flows yet (the site serves only once started), so no steady reading is needed.
+                set_total_from(self.dynamodb, self.table_name, restored, history_days=self.settings.history_days)
+                # Only what is written from now on goes to the processor: the restored counts are in the total.
                 starting_position = "LATEST"
             self.persister = StatePersister(self.store, self.table_name, lambda: stream_end(self.table_name))
             self.persister.start()

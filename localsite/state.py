@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from functions.keys import PARTITION_KEY, TAG_PREFIX
-from localsite.aws import StreamReader
+from localsite.aws import StreamReader, load_items
 
 log = logging.getLogger("localsite.state")
 
@@ -215,14 +215,11 @@ class StateStore:
         self._folder_lock.close()
 
 
-def restore(store: StateStore, client: Any, table_name: str) -> int:
-    """Write the saved tag items into the (new, empty) table; return how many there were."""
+def restore(store: StateStore, table_name: str) -> list[dict[str, Any]]:
+    """Put the saved tag items into the (new, empty) table, as it held them; return them."""
     items = list(store.items())
-    for start in range(0, len(items), 25):  # BatchWriteItem's limit
-        pending: dict[str, Any] = {table_name: [{"PutRequest": {"Item": item}} for item in items[start : start + 25]]}
-        while pending:
-            pending = client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
-    return len(items)
+    load_items(table_name, items)
+    return items
 
 
 def _is_tag_record(record: dict[str, Any]) -> bool:
