@@ -78,16 +78,17 @@ def test_a_body_within_the_quota_is_read_and_the_connection_serves_the_next_requ
 
 
 def test_100_continue_is_said_only_for_a_body_the_site_accepts(site: LocalSite) -> None:
+    asking = "GET /dev/tags/asked HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n"
     with socket.create_connection(("127.0.0.1", site.port), timeout=30) as connection:
-        connection.sendall(b"GET /dev/tags/asked HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n")
-        interim = connection.recv(64)
+        connection.sendall(asking.format(3).encode())
+        interim = b""
+        while not interim.endswith(b"\r\n\r\n") and (chunk := connection.recv(1)):
+            interim += chunk
         assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
         connection.sendall(b"abc")
         connection.shutdown(socket.SHUT_WR)
         assert statuses(read_to_end(connection)) == [b"200"]
-    refused = raw_exchange(
-        site, f"GET /dev/tags/asked HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: {400 * 2**20}\r\n\r\n".encode()
-    )
+    refused = raw_exchange(site, asking.format(400 * 2**20).encode())
     assert statuses(refused) == [b"413"]
     assert tag_counts(site) == {"tag#asked": 1}
 
@@ -150,7 +151,11 @@ def chunked(*pieces: bytes) -> bytes:
 @pytest.mark.parametrize(("path", "status"), [("/dev/nowhere", b"404"), ("/dev/tags/front", b"200"), ("/", b"302")])
 @pytest.mark.parametrize(
     "framing",
-    ["Transfer-Encoding: chunked", "Transfer-Encoding: gzip, chunked", "Transfer-Encoding: chunked\r\nContent-Length: 5"],
+    [
+        "Transfer-Encoding: chunked",
+        "Transfer-Encoding: gzip, chunked",
+        "Transfer-Encoding: chunked\r\nContent-Length: 5",
+    ],
     ids=["chunked", "gzip-chunked", "with-content-length"],
 )
 def test_a_transfer_encoding_body_is_never_read_as_a_second_request(
