@@ -58,6 +58,20 @@ REQUEST_QUEUE_SIZE = 128
 MAX_REQUEST_BYTES = 10_240
 """API Gateway's REST quota for the request line and the header values together."""
 MAX_HEADERS = 100
+MAX_BODY_BYTES = 10 * 1024 * 1024
+"""API Gateway's payload quota (10 MB): a larger body is refused (413) on its ``Content-Length``, none of it read."""
+BODY_PIECE_BYTES = 64 * 1024
+"""A body within the quota is read and dropped in pieces this size (no route takes a body): it is never held whole."""
+MAX_CONTENT_LENGTH_DIGITS = 18
+"""A ``Content-Length`` of more digits is refused as unreadable (400), not parsed: 18 digits fit any 64-bit server."""
+IDLE_TIMEOUT_SECONDS = 60.0
+"""A connection on which nothing arrives (or can be sent) for this long is closed, a request half-sent or not.
+
+API Gateway's documentation gives no figure for a REST API's client connections; like every front door it drops
+idle ones. Without a bound each idle or abandoned connection holds one of the site's threads for ever."""
+LINGER_SECONDS = 2.0
+"""After answering a request whose body was left unread, what the client still sends is read and dropped for up
+to this long before the connection closes: closing on unread bytes resets it, and the client may lose the answer."""
 LOGGED_TARGET_CHARACTERS = 200
 """A request's path is cut to this in the log, so a 60 KB path makes one short line."""
 HOUSEKEEPING_SECONDS = 1.0
@@ -73,6 +87,7 @@ COUNTED_PREFIXES = (TAG_PREFIX, VISITOR_PREFIX)
 
 _PROTOCOL_PAGES: Mapping[int, tuple[str, str]] = {
     400: ("Bad request", "The request could not be understood (its first line or its headers are malformed)."),
+    413: ("Request too large", "The request's body is larger than the site accepts (10 MB)."),
     414: ("Address too long", "The address of this request is longer than the site accepts."),
     431: ("Headers too large", "The request's headers are larger than the site accepts."),
     505: ("HTTP version not supported", "Use HTTP/1.1 or HTTP/1.0."),
@@ -193,16 +208,23 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        # A connection that broke outside a request (a client gone between requests): one line, no traceback.
+        # A connection that broke outside a request (a client gone between requests): one line, no traceback,
+        # and no client address (no log line of the site names one; API Gateway's access log is opt-in).
         import sys
 
         error = sys.exc_info()[1]
-        log.info("connection from %s:%s ended: %s", client_address[0], client_address[1],
-                 type(error).__name__ if error else "unknown error")
+        log.info("a connection ended: %s", type(error).__name__ if error else "unknown error")
 
 
 class _HeadTooLarge(Exception):
     """A request's line and headers are larger than API Gateway's quota."""
+
+
+class _BodyCutShort(Exception):
+    """The client stopped sending before the body its ``Content-Length`` announced was complete."""
+
+
+_DIGITS = re.compile(r"[0-9]+")
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
@@ -212,6 +234,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
     sys_version = ""
     protocol_version = "HTTP/1.1"
     site: LocalSite  # set on the subclass each LocalSite makes
+    timeout = IDLE_TIMEOUT_SECONDS  # the connection's socket timeout (socketserver sets it); LocalSite(idle_timeout=)
+    _body_unread = False
 
     def handle_one_request(self) -> None:
         """Read one request and answer it: every method goes to the site (the gateway routes them, not us)."""
@@ -253,6 +277,14 @@ class _RequestHandler(BaseHTTPRequestHandler):
             if len(self.raw_requestline) + header_bytes > MAX_REQUEST_BYTES:
                 self.send_error(431)
                 return
+            try:
+                refused = self._take_body()
+            except _BodyCutShort:
+                self.close_connection = True  # abandoned before its body was complete: nothing runs
+                return
+            if refused:
+                self.send_error(refused, "invalid Content-Length" if refused == 400 else None)
+                return
             self._serve()
             self.wfile.flush()
         except TimeoutError:
@@ -279,6 +311,62 @@ class _RequestHandler(BaseHTTPRequestHandler):
             if line in (b"\r\n", b"\n"):
                 return b"".join(lines)
 
+    def _take_body(self) -> int:
+        """Read and drop the request's body before anything runs (no route takes one); a status refusing it, or 0.
+
+        The length is decided on the headers alone: ``Content-Length`` must be ASCII digits, once (else 400),
+        and at most :data:`MAX_BODY_BYTES` (else 413, nothing read). A ``Transfer-Encoding`` body (chunked or any
+        other) is not read at all. Either way a body left unread makes the answer close the connection
+        (``Connection: close``), so no byte of it is ever read as the next request.
+        """
+        if self.headers.get_all("Transfer-Encoding"):
+            # Its length is known only by decoding it, which the site does not do: answered, then closed.
+            self._body_unread = True
+            return 0
+        values = self.headers.get_all("Content-Length") or []
+        if not values:
+            return 0
+        value = values[0].strip()
+        if len(values) > 1 or not _DIGITS.fullmatch(value) or len(value) > MAX_CONTENT_LENGTH_DIGITS:
+            self._body_unread = True
+            return 400
+        remaining = int(value)
+        if remaining > MAX_BODY_BYTES:
+            self._body_unread = True
+            return 413
+        expects = self.headers.get("Expect", "").lower() == "100-continue" and self.request_version != "HTTP/1.0"
+        if remaining and expects:
+            self.send_response_only(100)  # deferred until the length is accepted (see handle_expect_100)
+            self.end_headers()
+        while remaining:
+            piece = self.rfile.read(min(remaining, BODY_PIECE_BYTES))
+            if not piece:
+                raise _BodyCutShort
+            remaining -= len(piece)
+        return 0
+
+    def handle_expect_100(self) -> bool:
+        # http.server would say "100 Continue" while parsing the headers, inviting a body the site may refuse:
+        # _take_body says it once the length is accepted.
+        return True
+
+    def finish(self) -> None:
+        super().finish()
+        if self._body_unread:
+            self._linger()
+
+    def _linger(self) -> None:
+        """Tell the client the answer is complete, then drop what it still sends (for a bounded time) before closing."""
+        try:
+            self.connection.shutdown(socket.SHUT_WR)
+            deadline = time.monotonic() + LINGER_SECONDS
+            while (left := deadline - time.monotonic()) > 0:
+                self.connection.settimeout(left)
+                if not self.connection.recv(BODY_PIECE_BYTES):
+                    break
+        except OSError:
+            pass  # timed out, reset or gone: the connection closes either way
+
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """The front door's answer to a request that reaches no route: a styled page and one log line."""
         if self.request_version in ("", "HTTP/0.9"):
@@ -303,12 +391,6 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         started = self._started
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = 0
-        if length > 0:
-            self.rfile.read(length)  # keep the connection usable; no route takes a body
         target = utf8_target(self.path)
         stopping = not self.site._in_flight.enter()
         if stopping:
@@ -330,7 +412,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
             for name, value in headers:
                 if name.lower() not in ("content-length", "connection", "transfer-encoding"):
                     self.send_header(name, value)
-            if stopping:
+            if stopping or self._body_unread:
+                # No keep-alive past the stop, nor past a body left unread (its bytes are not a next request).
                 self.send_header("Connection", "close")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -364,6 +447,7 @@ class LocalSite:
         mapping_options: MappingOptions | None = None,
         clock: Callable[[], float] = time.time,
         processor: Handler | None = None,
+        idle_timeout: float = IDLE_TIMEOUT_SECONDS,
     ) -> None:
         self.settings = settings or Settings()
         # Read at construction, not import: whatever definition.ROUTES says now is what is served.
@@ -374,6 +458,8 @@ class LocalSite:
         self.fresh = fresh
         self.mapping_options = mapping_options
         self.clock = clock
+        self.idle_timeout = idle_timeout
+        """Seconds a connection may stay silent (see :data:`IDLE_TIMEOUT_SECONDS`)."""
         self.table_name = TABLE_NAME
         self.faults = Faults()
         self._processor = processor
@@ -462,7 +548,7 @@ class LocalSite:
             log.warning("requests still running %d s after the stop began; stopping anyway", grace)
 
     def _bind(self) -> None:
-        handler = type("Handler", (_RequestHandler,), {"site": self})
+        handler = type("Handler", (_RequestHandler,), {"site": self, "timeout": self.idle_timeout})
         server_class: type[ThreadingHTTPServer] = _Server
         if _is_ipv6(self.host):
             server_class = type("Server6", (_Server,), {"address_family": socket.AF_INET6})
