@@ -5,7 +5,7 @@ Add a measurement with one module exposing ``SECTION`` and one line here.
 
 from __future__ import annotations
 
-from bench import history, honest, packages, sitesoak
+from bench import history, honest, packages, siterestart, sitesoak
 from bench.section import Section
 
 SECTIONS: tuple[Section, ...] = (
@@ -13,4 +13,5 @@ SECTIONS: tuple[Section, ...] = (
     honest.SECTION,
     packages.SECTION,
     sitesoak.SECTION,
+    siterestart.SECTION,
 )

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import definition
-from bench.section import NO_GOAL, NOT_MET, Row, Section
+from bench.section import NO_GOAL, NOT_MET, Row, Section, status
 from bench.siteload import _load
 from bench.stats import median, percentile
 
@@ -48,6 +48,10 @@ def resident_mb(pid: int | None = None) -> float:
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+VISITS_GOAL_PER_SECOND = 150
+"""Visits to new tags a second the local site should serve on a 2-core machine (the slowest visit there is)."""
 
 
 @dataclass(frozen=True)
@@ -277,7 +281,8 @@ def summary_rows(result: SoakFigures) -> list[Row]:
     """Throughput, p99, memory after the visits and its growth (each row short: the summary fits 100 columns)."""
     soak = result.soak
     rows = [
-        Row("site soak: throughput", f"{soak.per_second:.0f} req/s, {soak.visits:,} visits", NO_GOAL, NO_GOAL),
+        Row("site soak: throughput", f"{soak.per_second:.0f} req/s, {soak.visits:,} visits",
+            f">= {VISITS_GOAL_PER_SECOND} req/s", status(soak.per_second >= VISITS_GOAL_PER_SECOND)),
         Row("site soak: p99", f"{soak.p99_ms:.1f} ms (median {soak.median_ms:.1f} ms)", NO_GOAL, NO_GOAL),
         Row("site soak: memory after", f"{soak.end_mb:.0f} MB ({soak.start_mb:.0f} MB at start)", NO_GOAL, NO_GOAL),
         Row("site soak: memory growth", growth_text(soak), NO_GOAL, NO_GOAL),
