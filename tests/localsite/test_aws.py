@@ -108,6 +108,36 @@ def test_a_cancelled_transaction_leaves_stream_readers_working_and_writes_no_rec
         assert numbers == sorted(set(numbers))
 
 
+def test_an_update_that_creates_its_item_writes_one_record_as_dynamodb_does() -> None:
+    def add(pk: str, condition: str | None = None) -> None:
+        extra = {"ConditionExpression": condition} if condition else {}
+        client.update_item(TableName="t", Key={"pk": {"S": pk}}, UpdateExpression="ADD visits :n",
+                           ExpressionAttributeValues={":n": {"N": "1"}}, **extra)
+
+    with local_aws():
+        client = boto3.client("dynamodb")
+        arn = create_table(client, "t")
+        reader = ShardReader(boto3.client("dynamodbstreams"), arn, "TRIM_HORIZON")
+        # GIVEN an update creating its item, one changing it, and one creating an item inside a transaction
+        add("tag#new")
+        add("tag#new")
+        client.transact_write_items(TransactItems=[{"Update": {
+            "TableName": "t", "Key": {"pk": {"S": "tag#other"}}, "UpdateExpression": "ADD visits :n",
+            "ExpressionAttributeValues": {":n": {"N": "1"}}}}])
+        # ... and one refused by its condition, then a put of a new item
+        with pytest.raises(ClientError):
+            add("tag#absent", condition="attribute_exists(pk)")
+        client.put_item(TableName="t", Item={"pk": {"S": "tag#put"}})
+        # THEN each write that changed an item is one record, the first with the full new image (moto wrote a
+        # key-only INSERT before it), and the refused one none
+        records = reader.read()
+        assert [(r["eventName"], r["dynamodb"]["Keys"]["pk"]["S"]) for r in records] == [
+            ("INSERT", "tag#new"), ("MODIFY", "tag#new"), ("INSERT", "tag#other"), ("INSERT", "tag#put")]
+        assert records[0]["dynamodb"]["NewImage"] == {"pk": {"S": "tag#new"}, "visits": {"N": "1"}}
+        assert records[1]["dynamodb"]["OldImage"]["visits"] == {"N": "1"}
+        assert "Item" not in client.get_item(TableName="t", Key={"pk": {"S": "tag#absent"}})
+
+
 def test_a_request_answered_before_moto_is_not_applied_by_moto() -> None:
     from localsite.faults import Faults
 
