@@ -254,6 +254,7 @@ class StatePersister:
         """Tag records saved so far."""
         self.failures = 0
         """Save attempts that failed (each was retried)."""
+        self._waits = threading.local()
 
     def start(self) -> None:
         self._thread.start()
@@ -271,7 +272,16 @@ class StatePersister:
 
     def on_write(self, operation: str = "") -> None:
         """After-write listener: save now, before the write's answer returns (:class:`NotSaved` if it cannot)."""
-        self.sync()
+        started = time.monotonic()
+        try:
+            self.sync()
+        finally:
+            self._waits.seconds = self.waited() + time.monotonic() - started
+
+    def waited(self) -> float:
+        """Seconds this thread's writes have spent waiting for their saves so far: the local site's own work, which
+        stands in for the durability DynamoDB gives inside its call, and so is not a function's time."""
+        return getattr(self._waits, "seconds", 0.0)
 
     @property
     def stalled(self) -> bool:

@@ -69,6 +69,25 @@ def test_visits_wait_out_a_short_lock_and_none_is_lost(state_dir: Path) -> None:
     assert result.total == result.counted == len(plan)
 
 
+def test_a_visit_waiting_for_its_save_past_the_function_timeout_is_answered_with_its_number(
+    state_dir: Path,
+) -> None:
+    settings = dev_settings(route_timeout_seconds=1)
+    with running_site(state_dir, settings=settings) as site:
+        held = threading.Event()
+        locker = threading.Thread(target=hold_write_lock, args=(site.store.path, 2.5, held), daemon=True)
+        locker.start()
+        assert held.wait(10)
+        # WHEN a visit is applied while another process holds the state file 2.5 s, past the function's 1 s
+        (visit,) = visit_concurrently(site.port, settings.stage_name, [Planned("slow-save", "slow-save")], 1)
+        locker.join(30)
+        # THEN it waited for its save and was told its number (the function itself took far less than 1 s),
+        # not a timeout's 502 for a visit that counted
+        assert visit.status == 200 and visit.number == 1
+    with running_site(state_dir, settings=settings) as site:
+        assert tag_counts(site) == {"slow-save": 1}
+
+
 def test_a_lock_held_past_the_wait_refuses_new_visits_before_counting_them(
     state_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
