@@ -109,8 +109,8 @@ class StreamProcessor(pulumi.ComponentResource):
                 depends_on=[self.stream_policy, self.site_function.policy, self.site_function.function],
                 # A changed starting position or stream replaces the mapping (a changed function alone updates it in
                 # place). Created before the old one is deleted, two mappings would feed the total from one stream
-                # for a while, counting visits twice; so the old one goes first. The new one starts from its starting position: reconcile the
-                # total afterwards (docs/operating.md).
+                # for a while, counting visits twice; so the old one goes first. The new one starts from its
+                # starting position: reconcile the total afterwards (docs/operating.md).
                 delete_before_replace=True,
             ),
         )

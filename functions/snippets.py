@@ -49,7 +49,8 @@ def script_snippet(counting_json: str, badge: str, alt: str) -> str:
             "<script>",
             f'  fetch("{counting_json}")',
             '    .then((response) => (response.ok ? response.json() : Promise.reject(response.status)))',
-            f'    .then((count) => {{ document.getElementById("{SCRIPT_ELEMENT_ID}").textContent = count.visits.toLocaleString("en-US"); }});',
+            f'    .then((count) => {{ document.getElementById("{SCRIPT_ELEMENT_ID}").textContent = '
+            'count.visits.toLocaleString("en-US"); });',
             "</script>",
             f'<noscript><img src="{badge}" alt="{alt}"></noscript>',
         )

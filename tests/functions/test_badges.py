@@ -459,7 +459,8 @@ def test_the_count_page_offers_a_script_snippet_shown_as_text_never_run(site: Si
         "<script>",
         f'  fetch("{base}tags/caf%C3%A9/count.json")',
         "    .then((response) => (response.ok ? response.json() : Promise.reject(response.status)))",
-        '    .then((count) => { document.getElementById("tag-counter").textContent = count.visits.toLocaleString("en-US"); });',
+        '    .then((count) => { document.getElementById("tag-counter").textContent = '
+        'count.visits.toLocaleString("en-US"); });',
         "</script>",
         f'<noscript><img src="{base}tags/caf%C3%A9/badge.svg" alt="visits to café"></noscript>',
     ]

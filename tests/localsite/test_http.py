@@ -86,11 +86,14 @@ def test_unknown_paths_get_the_gateway_404_page(site: LocalSite, path: str) -> N
     assert all_items(site) == before
 
 
+@pytest.mark.parametrize("path", ["tags/hello", "tags/hello/count.json", "counts/hello/count.json"])
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"])
-def test_other_methods_are_not_routed_and_write_nothing(site: LocalSite, method: str) -> None:
-    reply = request(f"{site.url}tags/hello", method=method, body=b"x=1")
+def test_other_methods_are_not_routed_and_write_nothing(site: LocalSite, method: str, path: str) -> None:
+    # The JSON routes too: no route takes the method, so the gateway's 404 page answers (readable across origins).
+    reply = request(f"{site.url}{path}", method=method, body=b"x=1")
     assert reply.status == 404
     assert reply.body == render_error_page(404, home_href=site.home_href)
+    assert reply.headers["Access-Control-Allow-Origin"] == "*"
     assert all_items(site) == []
 
 
@@ -238,3 +241,21 @@ def test_the_json_counter_is_served_like_the_deployed_api(site: LocalSite) -> No
     assert bad.status == 400 and bad.headers["Access-Control-Allow-Origin"] == "*"
     assert json.loads(bad.body)["error"] == "invalid tag"
     assert tag_counts(site) == {"tag#hello": 2}
+
+
+@pytest.mark.parametrize(("path", "operation"), [("tags/hello/count.json", "UpdateItem"),
+                                                 ("counts/hello/count.json", "GetItem")])
+def test_throttled_json_is_a_503_json_error_with_retry_after(site: LocalSite, path: str, operation: str) -> None:
+    import json
+
+    # GIVEN DynamoDB throttles the route's one call, WHEN a script loads the JSON
+    site.faults.throttle(operation)
+    reply = request(f"{site.url}{path}")
+    site.faults.clear()
+    # THEN a JSON error, readable across origins with its Retry-After, never a page; nothing counted
+    assert reply.status == 503 and json.loads(reply.body)["error"] == "busy"
+    assert reply.headers["Content-Type"] == "application/json; charset=utf-8"
+    assert reply.headers["Access-Control-Allow-Origin"] == "*" and reply.headers["Retry-After"]
+    assert "Retry-After" in reply.headers["Access-Control-Expose-Headers"]
+    assert reply.headers["Cache-Control"] == "no-store"
+    assert tag_counts(site) == {}
