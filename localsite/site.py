@@ -231,7 +231,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
     """Turns one HTTP request into what API Gateway would do with it."""
 
     server_version = "tag-counter-local"
-    sys_version = ""
+
+    def version_string(self) -> str:  # http.server adds " " + the Python version, which no one needs to know
+        return self.server_version
     protocol_version = "HTTP/1.1"
     site: LocalSite  # set on the subclass each LocalSite makes
     timeout = IDLE_TIMEOUT_SECONDS  # the connection's socket timeout (socketserver sets it); LocalSite(idle_timeout=)

@@ -176,6 +176,11 @@ def test_head_carries_the_content_length_of_get(site: LocalSite, path: str) -> N
     assert head_answer.endswith(b"\r\n\r\n")  # and no body
 
 
+def test_the_server_header_names_the_site_and_nothing_else(site: LocalSite) -> None:
+    answer = raw_exchange(site, b"GET /dev/counts/hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert b"\r\nServer: tag-counter-local\r\n" in answer  # no trailing space, no Python version
+
+
 def reset_arrived(connection: socket.socket) -> bool:
     """Whether the peer's reset (or close) has reached this socket, without reading any data."""
     if not select.select([connection], [], [], 0)[0]:
