@@ -28,6 +28,9 @@ What ``local_aws`` changes in moto, and why (each was seen driving moto 5.2 the 
   machinery; here each walker builds its table once and the copy is the tree's pickle, taken once per
   expression, loaded again (the same objects: 0.12 ms for a visit's expression, against 0.40 ms for a
   field-by-field copy; a new tag's visit 5.3 -> 4.5 ms of CPU in moto).
+- **The functions' client answered in-process.** moto intercepts boto3's clients, not the functions' own
+  (``functions.dynamodb``, on the standard library): ``local_aws`` has the clients built inside it send through
+  ``localsite.transport``, which hands each signed request to moto's dispatcher (no socket, no server).
 - **Stream retention and TTL**, which moto does not do: :func:`trim_stream` drops records past DynamoDB's
   24-hour retention (and, since a local site may run for days under load, records every local consumer has
   read beyond the newest few); :func:`expire_items` deletes items past their TTL, as DynamoDB's TTL process
@@ -298,10 +301,15 @@ def local_aws() -> Iterator[None]:
     DepthFirstTraverser.process = _process_with_map_once  # type: ignore[method-assign]
     DepthFirstTraverser.traverse_node_recursively = _traverse_with_map_once  # type: ignore[method-assign]
     reset_model_data()  # what earlier code (tests) left tracked
+    from functions import dynamodb
+    from localsite.transport import moto_transport
+
+    previous_transport = dynamodb.use_transport(moto_transport)  # the functions' clients built from now on
     try:
         with mock_aws():
             yield
     finally:
+        dynamodb.use_transport(previous_transport)
         BotocoreStubber.__call__ = _original_call  # type: ignore[method-assign]
         DynamoDBBackend.transact_write_items = _original_transact  # type: ignore[method-assign]
         DynamoDBStreamsBackend.get_records = _original_get_records  # type: ignore[method-assign]
