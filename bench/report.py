@@ -518,7 +518,7 @@ def _client_section(report: Report) -> list[str]:
         "### The DynamoDB client on the standard library",
         "",
         "The functions' client is `functions.dynamodb`, not botocore. The same runs as above, side by side with "
-        f"the floor (a bare botocore client making the same call): median of {report.cold_runs} runs, CPU time; "
+        f"the floor (a bare boto3 client making the same call): median of {report.cold_runs} runs, CPU time; "
         f"first and warm requests: the function / the floor; the cold start modelled at {memory} MB as above. "
         f"Its bar: a route function's init and its modelled cold start at most {BOTOCORE_GOAL:g}x the floor's.",
         "",
