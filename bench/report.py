@@ -25,7 +25,7 @@ from bench.cost import CostInputs, CostModel, LineItem, MemoryOption
 from bench.roundtrips import BUDGET, RoundTrips
 from bench.section import FAILS, MET, NO_GOAL, NOT_MEASURED, NOT_MET, SUMMARY_WIDTH, Row, Section, status
 from bench.siteload import POLL_SECONDS, SiteLoad
-from bench.warm import ABSOLUTE_GOAL_MS, RATIO_GOAL, WarmResult
+from bench.warm import ABSOLUTE_GOAL_MS, WarmResult
 
 __all__ = ["FAILS", "MET", "NOT_MET", "NO_GOAL", "NOT_MEASURED", "Report", "Row", "legend", "render_markdown",
            "render_table", "summary_rows"]
@@ -166,12 +166,12 @@ def summary_rows(report: Report) -> list[Row]:
                 f"warm {_warm_name(result)}",
                 f"{_ms(result.handler_ms)} = {_ratio(result.ratio)} bare ({_ms(result.bare_ms)}) "
                 f"+{result.overhead_ms:.2f}",
-                f"<= {RATIO_GOAL:g}x, + < {ABSOLUTE_GOAL_MS:g} ms",
+                f"+ < {ABSOLUTE_GOAL_MS:g} ms",
                 _status(result.met),
             ))
     else:
         rows.append(Row("warm request", report.skipped.get("warm", NOT_MEASURED)[:38],
-                        f"<= {RATIO_GOAL:g}x, + < {ABSOLUTE_GOAL_MS:g} ms", NOT_MEASURED))
+                        f"+ < {ABSOLUTE_GOAL_MS:g} ms", NOT_MEASURED))
     failing = {problem.split(":")[0] for problem in report.regressions}
     for result in report.round_trips:
         budget = ", ".join(f"{n} {op}" for op, n in BUDGET[result.subject].items())
@@ -567,10 +567,12 @@ def _warm_section(report: Report) -> list[str]:
         "## Warm request",
         "",
         f"Median of {report.warm_iterations} interleaved iterations after a warm-up. DynamoDB is answered "
-        "in-process by a botocore `before-send` handler with canned, well-formed responses, for the handler "
-        "and for the bare call alike; logging is on, in Lambda's JSON shape. Goals: the handler at most "
-        f"{RATIO_GOAL}x the bare call, and its overhead (handler minus bare call: this product's own work) "
-        f"under {ABSOLUTE_GOAL_MS:g} ms. The bare call is botocore's work and moves with the machine's load.",
+        "in-process by a stub transport of the functions' client (`functions.dynamodb`) with canned, well-formed "
+        "responses, for the handler and for the bare call (the same client) alike; logging is on, in Lambda's "
+        "JSON shape. Goal: the overhead (handler minus bare call: this product's own work) under "
+        f"{ABSOLUTE_GOAL_MS:g} ms. The ratio to the bare call is printed without a goal: it had one (1.5x) while "
+        "the call was botocore's, about 0.3 ms; on the standard library the same call takes less than a tenth "
+        "of that, so the ratio now measures the call's cheapness, not the handler's waste.",
         "",
         markdown_table(["function", "call", "handler", "bare call", "ratio", "overhead", "handler p99",
                          "log bytes/request", "status"], rows),
