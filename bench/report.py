@@ -589,9 +589,9 @@ def _round_trip_section(report: Report) -> list[str]:
     return [
         "## DynamoDB round trips and capacity",
         "",
-        "The real handlers against moto; every HTTP attempt to DynamoDB is counted by operation (a botocore "
-        "`request-created` hook), so a retry counts too. Capacity follows DynamoDB's rules from the sizes of "
-        "the items each call touched: reads 1 unit per 4 KB (half when eventually consistent), writes 1 per "
+        "The real handlers against moto; every HTTP attempt to DynamoDB is counted by operation (`bench.calls` "
+        "wraps the functions' client's attempts), so a retry counts too. Capacity follows DynamoDB's rules "
+        "from the sizes of the items each call touched: reads 1 unit per 4 KB (half when eventually consistent), writes 1 per "
         "KB of the larger image, transactions twice. moto's own `ConsumedCapacity` (asked for with "
         "`ReturnConsumedCapacity=TOTAL`) is fixed per operation and shown only for comparison. "
         "The run fails if any count departs from the design.",
