@@ -209,8 +209,9 @@ class Client:
     """A DynamoDB client for one container: build it once, at init, and reuse it (one kept-alive connection).
 
     Credentials (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``) and region
-    (``AWS_REGION``, else ``AWS_DEFAULT_REGION``) come from ``environ``, as Lambda sets them. Not thread-safe:
-    a Lambda container serves one request at a time.
+    (``AWS_REGION``, else ``AWS_DEFAULT_REGION``) come from ``environ``, as Lambda sets them. Its HTTP
+    transport is not thread-safe: a Lambda container serves one request at a time. (The local site's threads
+    share one client through ``localsite.transport``, which keeps no connection.)
     """
 
     def __init__(self, environ: Mapping[str, str] | None = None, *, max_attempts: int = MAX_ATTEMPTS,

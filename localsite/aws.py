@@ -470,7 +470,7 @@ class LockedMotoServer:
 
     Each request runs under the same lock as the in-process dispatch (or concurrent writes could lose counts),
     and after a successful DynamoDB write ``after_write(operation)`` is called before the answer goes out, as
-    in-process writes call the ``after-call`` listeners: the stream mapping wakes, the counts are saved.
+    in-process writes call the after-write listeners: the stream mapping wakes, the counts are saved.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0,
