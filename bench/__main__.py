@@ -105,14 +105,11 @@ def run(options: argparse.Namespace, argv: Sequence[str],
     else:
         # First as the packaging ships from this machine, then (full runs) with the other bytecode.
         report.cold_mode, report.cold_mode_reason = shipped_bytecode()
-        # A quick run measures each function beside its floor only: the stdlib build's and the import-time runs
-        # would double its time and are the full run's depth (BENCHMARKS.md keeps their figures).
-        depth = "" if options.quick else ", its stdlib build"
-        _say(f"cold start: {options.runs} interleaved runs per function{depth} and floor, "
+        # A quick run leaves out the import-time runs (the full run's depth: BENCHMARKS.md keeps their figures).
+        _say(f"cold start: {options.runs} interleaved runs per function and floor, "
              f"{BYTECODE_MODES[report.cold_mode]}")
         report.cold, report.cold_archive = measure_cold_starts(
-            settings, runs=options.runs, bytecode=report.cold_mode, stdlib=not options.quick,
-            importtime=not options.quick, progress=_say
+            settings, runs=options.runs, bytecode=report.cold_mode, importtime=not options.quick, progress=_say
         )
         report.cold_runs = options.runs
         if not options.quick and not options.no_bytecode_variant:

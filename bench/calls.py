@@ -1,8 +1,8 @@
 """Watch every DynamoDB call made in this process: operation, parameters, HTTP round trips, items touched.
 
 The functions build their own client (``functions.store.build_store``, at import and again when pointed at a
-table), so the watcher hooks botocore's client class once, and registers a ``request-created`` handler on each
-DynamoDB client it sees: that event fires once per HTTP attempt, so retries count as the round trips they are.
+table), so the watcher wraps the methods of their client's class (``functions.dynamodb.Client``) for the block:
+``call`` once per API call, ``_send`` once per HTTP attempt, so retries count as the round trips they are.
 """
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.client import BaseClient
-
 import definition
 from bench import capacity
+from functions.dynamodb import Client
 from functions.keys import PARTITION_KEY
 
 KEY_NAMES = (PARTITION_KEY,)
@@ -78,48 +77,33 @@ def _current() -> Call | None:
     return getattr(_state, "call", None)
 
 
-def _count_attempt(**_: Any) -> None:
-    call = _current()
-    if call is not None:
-        call.round_trips += 1
-
-
 @contextmanager
 def watch_dynamodb(
     snapshot: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None,
     *,
     ask_consumed_capacity: bool = False,
 ) -> Iterator[CallLog]:
-    """Record every DynamoDB call made in the block (any client, any thread).
+    """Record every DynamoDB call the functions' clients make in the block (any client, any thread).
 
     ``snapshot(keys)`` returns the items at those keys (``capacity.key_of`` -> item or None); when given,
     it is called before and after each call, outside the watch, so capacity can be computed from real sizes.
     ``ask_consumed_capacity`` adds ``ReturnConsumedCapacity=TOTAL`` so the answer's figure is kept too.
     """
     log = CallLog()
-    original = BaseClient._make_api_call
-    hooked: set[int] = set()
+    original_call, original_send = Client.call, Client._send
     lock = threading.Lock()
 
-    def watched(self: BaseClient, operation_name: str, api_params: dict[str, Any]) -> Any:
-        if self.meta.service_model.service_name != "dynamodb" or getattr(_state, "bypass", False):
-            return original(self, operation_name, api_params)
-        with lock:
-            if id(self) not in hooked:
-                # One registration per client for good: a client outlives a watch (the functions cache theirs),
-                # and the handler counts only while a watched call is running on its thread.
-                self.meta.events.register(
-                    "request-created.dynamodb", _count_attempt, unique_id="bench-count-round-trips"
-                )
-                hooked.add(id(self))
-        call = Call(operation_name, copy.deepcopy(api_params))
+    def watched(self: Client, operation_name: str, api_params: Any) -> Any:
+        if getattr(_state, "bypass", False):
+            return original_call(self, operation_name, api_params)
+        call = Call(operation_name, copy.deepcopy(dict(api_params)))
         keys = capacity.touched_keys(operation_name, api_params, KEY_NAMES)
         if snapshot is not None:
             call.before = _outside_watch(snapshot, keys)
         params = dict(api_params, ReturnConsumedCapacity="TOTAL") if ask_consumed_capacity else api_params
         _state.call = call
         try:
-            response = original(self, operation_name, params)
+            response = original_call(self, operation_name, params)
             call.consumed_capacity = response.get("ConsumedCapacity")
             return response
         except Exception as error:  # recorded, then raised unchanged to the caller
@@ -132,11 +116,19 @@ def watch_dynamodb(
             with lock:
                 log.calls.append(call)
 
-    BaseClient._make_api_call = watched  # type: ignore[method-assign]
+    def attempt(self: Client, headers: Any, body: bytes) -> Any:
+        call = _current()
+        if call is not None:
+            call.round_trips += 1
+        return original_send(self, headers, body)
+
+    Client.call = watched  # type: ignore[method-assign]
+    Client._send = attempt  # type: ignore[method-assign]
     try:
         yield log
     finally:
-        BaseClient._make_api_call = original  # type: ignore[method-assign]
+        Client.call = original_call  # type: ignore[method-assign]
+        Client._send = original_send  # type: ignore[method-assign]
 
 
 def _outside_watch(snapshot: Callable[[list[dict[str, Any]]], dict[str, Any]], keys: list[Any]) -> dict[str, Any]:

@@ -2,9 +2,11 @@
 
 A run is a new ``python`` process that imports a handler (Lambda's init), serves its first request, then
 ``WARM_REQUESTS`` more (warm requests of the same container); each phase is timed in CPU time, which is what
-Lambda's CPU share scales. Its floor is a new process that does only what any function must: import boto3 (and
-Jinja2 for a page function), create a DynamoDB client, compile the same templates (the floor's init), then make
-the same DynamoDB call (its requests). Both reach the same moto table over HTTP on 127.0.0.1
+Lambda's CPU share scales. Its floor is a new process that does only what a function on the AWS SDK must:
+import boto3 (and Jinja2 for a page function), create a DynamoDB client, compile the same templates (the floor's
+init), then make the same DynamoDB call (its requests). The functions' own client is on the standard library
+(``functions.dynamodb``), so the floor is also the botocore figure it is compared with (``BOTOCORE_GOAL``).
+Both reach the same moto table over HTTP on 127.0.0.1
 (``bench.loopback``), so neither imports moto.
 
 The model (``ColdStart.modelled_ms``): Lambda runs init at full speed whatever the memory, and a request at the
@@ -64,9 +66,10 @@ INIT_GOAL = 1.1
 """Init: at most this many times the floor's init CPU time (nothing wasted beyond the unavoidable)."""
 COLD_GOAL = 0.5
 """Route functions: the modelled cold start at most this fraction of ``BASELINE_MODELLED_MS``."""
-STDLIB_GOAL = 0.5
-"""The stdlib build (``STDLIB_REWRITES``) would replace botocore only if every route function's modelled cold start
-at its memory were at most this fraction of the botocore build's in the same run (and nothing else worse)."""
+BOTOCORE_GOAL = 0.5
+"""The functions' client is on the standard library (``functions.dynamodb``) because it brings every route
+function's modelled cold start at its memory, and the visit function's init, to at most this fraction of the
+botocore floor's in the same run (the rule it was adopted on: BENCHMARKS.md, Cold start)."""
 MODEL_MEMORIES = (128, 256, 512, 1024)
 """Memory sizes (MB) the cold start is modelled at."""
 WARM_REQUESTS = 5
@@ -84,21 +87,6 @@ BASELINE_MODELLED_MS: Mapping[str, Mapping[int, float]] = {
 }
 """The modelled cold start (ms) of each function per memory size before init moved to module scope: the
 client built and the templates compiled in the first request. Measured by this benchmark on this machine."""
-STDLIB_CLIENT = Path(__file__).resolve().parent / "stdlib_dynamodb.py"
-"""The DynamoDB client on the standard library that the stdlib build puts at ``functions/dynamodb.py``."""
-STDLIB_REWRITES: Mapping[str, tuple[tuple[str, str], ...]] = {
-    "functions/store.py": (
-        ("import botocore.session\nfrom botocore.config import Config\nfrom botocore.exceptions import ClientError\n",
-         "from functions.dynamodb import Client, ClientError\n"),
-        ("CLIENT_CONFIG = Config(", "CLIENT_CONFIG = dict("),
-        ('botocore.session.get_session().create_client("dynamodb", config=CLIENT_CONFIG)',
-         "Client(max_attempts=MAX_ATTEMPTS)"),
-    ),
-    "functions/visitors.py": (("from botocore.exceptions import", "from functions.dynamodb import"),),
-    "functions/stream_processor.py": (("from botocore.exceptions import", "from functions.dynamodb import"),),
-}
-"""The stdlib build: the code archive with each botocore import and the client's construction replaced by
-``STDLIB_CLIENT``'s (same calls, same errors), nothing else changed."""
 BASELINE_SOURCE = (
     "commit 34da711 (client and templates built in the first request), layer bytecode, 10 runs, "
     "AMD EPYC 2 cores, 2026-12-01"
@@ -162,9 +150,8 @@ class ColdStart:
     """Packages the handler imports and the floor does not, with their own import ms (one run; None: not measured,
     as in a quick run). The function's own modules include the work they do at import (the client, the templates)."""
     avoided_imports: list[tuple[str, float]] | None = None
-    """Packages the floor imports and the handler does not (e.g. boto3: the functions use botocore directly)."""
-    stdlib_runs: list[ColdRun] = field(default_factory=list)
-    """The same handler from the stdlib build (``STDLIB_REWRITES``), interleaved with the other two."""
+    """Packages the floor imports and the handler does not (boto3 and botocore: the functions' client is
+    ``functions.dynamodb``)."""
     baseline_ms: Mapping[int, float] = field(default_factory=dict)
     """Modelled cold start per memory size before init moved to module scope (``BASELINE_MODELLED_MS``)."""
 
@@ -208,14 +195,14 @@ class ColdStart:
         return ColdFigures(self.init_cpu_ms, self.first_cpu_ms, self.warm_cpu_ms)
 
     @property
-    def stdlib_figures(self) -> ColdFigures:
-        """The medians of the stdlib build's runs (NaN when not measured)."""
-        return ColdFigures(*(self.median_of("stdlib_runs", figure) if self.stdlib_runs else math.nan
+    def floor_figures(self) -> ColdFigures:
+        """The medians of the floor's runs: a bare botocore client making the same call."""
+        return ColdFigures(*(self.median_of("floor_runs", figure)
                              for figure in ("init_cpu_ms", "first_cpu_ms", "warm_cpu_ms")))
 
-    def stdlib_cold_ratio(self, memory_mb: int) -> float:
-        """The stdlib build's modelled cold start over the botocore build's, at ``memory_mb``."""
-        return self.stdlib_figures.cold_ms(memory_mb) / self.modelled_ms(memory_mb)
+    def floor_cold_ratio(self, memory_mb: int) -> float:
+        """The handler's modelled cold start over the botocore floor's, at ``memory_mb``."""
+        return self.modelled_ms(memory_mb) / self.floor_figures.cold_ms(memory_mb)
 
     def modelled_ms(self, memory_mb: int) -> float:
         """The cold start Lambda would show at ``memory_mb``: init at full speed, the first request at the
@@ -364,30 +351,6 @@ def _fallback_archive(dest: Path) -> Path:
     return path
 
 
-def stdlib_task_root(task: Path, dest: Path) -> Path:
-    """A copy of the unpacked archive ``task`` at ``dest`` with the client on the standard library
-    (``STDLIB_REWRITES``); every rewrite must apply, or the build would quietly measure botocore again."""
-    if dest.exists():
-        shutil.rmtree(dest)
-    shutil.copytree(task, dest)
-    shutil.copyfile(STDLIB_CLIENT, dest / "functions" / "dynamodb.py")
-    for name, rewrites in STDLIB_REWRITES.items():
-        path = dest / name
-        source = path.read_text(encoding="utf-8")
-        for old, new in rewrites:
-            if old not in source:
-                raise RuntimeError(f"the stdlib build cannot rewrite {name}: {old!r} is no longer there")
-            source = source.replace(old, new)
-        path.write_text(source, encoding="utf-8")
-        for stale in (path.parent / "__pycache__").glob(f"{path.stem}.*.pyc"):
-            stale.unlink()  # compiled from the botocore source: recompiled below as the rest was
-    compiled = any((dest / "functions" / "__pycache__").glob("*.pyc"))
-    if compiled:
-        compileall.compile_dir(str(dest / "functions"), quiet=1,
-                               invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
-    return dest
-
-
 def child_environment(endpoint: str, table_name: str, layer: Path) -> dict[str, str]:
     """The environment of a cold-start process: dummy credentials, the loopback endpoint, no config files."""
     env = {
@@ -507,11 +470,9 @@ def measure_cold_starts(
     bytecode: str = NO_BYTECODE,
     functions: tuple[definition.FunctionSpec, ...] = definition.FUNCTIONS,
     warm_requests: int = WARM_REQUESTS,
-    stdlib: bool = False,
     progress: Callable[[str], None] = lambda message: None,
 ) -> tuple[list[ColdStart], str]:
-    """Cold starts of ``functions`` and their floors, ``runs`` interleaved pairs each (after one warm-up pair);
-    ``stdlib``: the stdlib build's handler too (``stdlib_task_root``), in interleaved triples.
+    """Cold starts of ``functions`` and their floors, ``runs`` interleaved pairs each (after one warm-up pair).
 
     Returns the results and how the task root's code archive was made.
     """
@@ -525,10 +486,7 @@ def measure_cold_starts(
             feed.prime()
             subjects = _subjects(settings, functions, feed)
             task, layer, how = prepare_task_root(workdir, bytecode=bytecode)
-            roots = {"handler": task, "floor": task}
-            if stdlib:
-                roots["stdlib"] = stdlib_task_root(task, workdir / "task-stdlib")
-            modes = tuple(roots)
+            modes = ("handler", "floor")
             results = {
                 s.spec.name: ColdStart(s.spec.name, s.operation, route=s.spec is not definition.STREAM_PROCESSOR,
                                        templates=s.templates, baseline_ms=BASELINE_MODELLED_MS.get(s.spec.name, {}))
@@ -539,9 +497,7 @@ def measure_cold_starts(
                 env.update(definition.function_environment(settings))
 
                 def one(subject: _Subject, mode: str, importtime_run: bool = False) -> tuple[ColdRun, str]:
-                    # Both builds run the handler: they differ only in their task root.
-                    spec_doc: dict[str, Any] = {"mode": "floor" if mode == "floor" else "handler",
-                                                "function": subject.spec.name}
+                    spec_doc: dict[str, Any] = {"mode": mode, "function": subject.spec.name}
                     requests = 1 + warm_requests
                     if mode != "floor":
                         is_processor = subject.spec is definition.STREAM_PROCESSOR
@@ -554,7 +510,7 @@ def measure_cold_starts(
                                         templates=list(subject.templates),
                                         params=[subject.floor_params() for _ in range(requests)])
                     run, figures, stderr = run_child(
-                        spec_doc, workdir / f"spec-{subject.spec.name}-{mode}.json", roots[mode], env, importtime_run
+                        spec_doc, workdir / f"spec-{subject.spec.name}-{mode}.json", task, env, importtime_run
                     )
                     _check_answer(subject.spec, mode, figures)
                     return run, stderr
@@ -581,8 +537,8 @@ def measure_cold_starts(
 
 
 def _check_answer(spec: definition.FunctionSpec, mode: str, figures: Mapping[str, Any]) -> None:
-    if mode == "stdlib" and figures.get("botocore_imported", True):
-        raise RuntimeError(f"cold start of {spec.name}: the stdlib build imported botocore")
+    if mode == "handler" and figures.get("botocore_imported", True):
+        raise RuntimeError(f"cold start of {spec.name}: the handler imported botocore")
     for outcome in figures["outcomes"]:
         if outcome.get("failures"):
             raise RuntimeError(f"cold start of {spec.name}: the processor reported {outcome['failures']} failed records")

@@ -18,14 +18,14 @@ from bench.coldstart import (
     FIRST_GOAL,
     INIT_GOAL,
     MODEL_MEMORIES,
-    STDLIB_GOAL,
+    BOTOCORE_GOAL,
     ColdStart,
 )
 from bench.cost import CostInputs, CostModel, LineItem, MemoryOption
 from bench.roundtrips import BUDGET, RoundTrips
 from bench.section import FAILS, MET, NO_GOAL, NOT_MEASURED, NOT_MET, SUMMARY_WIDTH, Row, Section, status
 from bench.siteload import POLL_SECONDS, SiteLoad
-from bench.warm import ABSOLUTE_GOAL_MS, RATIO_GOAL, WarmResult
+from bench.warm import ABSOLUTE_GOAL_MS, WarmResult
 
 __all__ = ["FAILS", "MET", "NOT_MET", "NO_GOAL", "NOT_MEASURED", "Report", "Row", "legend", "render_markdown",
            "render_table", "summary_rows"]
@@ -116,24 +116,23 @@ def _cold_rows(report: Report) -> list[Row]:
         value = _ms(modelled) + (f" = {_ratio(modelled / before)} before ({_ms(before)})" if before else "")
         goal = f"<= {COLD_GOAL:g}x before" if r.cold_goal_ms(memory) is not None else NO_GOAL
         rows.append(Row(f"cold {r.function}: at {memory} MB", value, goal, _status(r.cold_met(memory))))
-    return rows + _stdlib_rows(report)
+    return rows + _client_rows(report)
 
 
-def _stdlib_rows(report: Report) -> list[Row]:
-    measured = [r for r in report.cold or () if r.stdlib_runs]
+def _client_rows(report: Report) -> list[Row]:
+    """The functions' client against the botocore floor: the bar it was adopted on (``BOTOCORE_GOAL``)."""
+    measured = list(report.cold or ())
     visit = next((r for r in measured if r.function == "visit"), None)
     routes = [r for r in measured if r.route]
     if visit is None or not routes:
         return []
-    init = visit.stdlib_figures.init_ms
-    ratios = [r.stdlib_cold_ratio(_memory(report, r)) for r in routes]
+    ratios = [r.floor_cold_ratio(_memory(report, r)) for r in routes]
     memory = report.settings.route_memory_mb
     return [
-        Row("stdlib client: visit init", f"{_ms(init)} CPU = {_ratio(init / visit.floor_init_cpu_ms)} floor "
-            f"({_ms(visit.floor_init_cpu_ms)})", f"<= {STDLIB_GOAL:g}x floor",
-            _status(init <= STDLIB_GOAL * visit.floor_init_cpu_ms)),
-        Row(f"stdlib client: routes at {memory} MB", f"{_ratio(min(ratios))}-{_ratio(max(ratios))} botocore's",
-            f"<= {STDLIB_GOAL:g}x each", _status(max(ratios) <= STDLIB_GOAL)),
+        Row("client: visit init", f"{_ratio(visit.init_ratio)} the botocore floor's", f"<= {BOTOCORE_GOAL:g}x floor",
+            _status(visit.init_ratio <= BOTOCORE_GOAL)),
+        Row(f"client: routes at {memory} MB", f"{_ratio(min(ratios))}-{_ratio(max(ratios))} the floor's",
+            f"<= {BOTOCORE_GOAL:g}x each", _status(max(ratios) <= BOTOCORE_GOAL)),
     ]
 
 
@@ -167,12 +166,12 @@ def summary_rows(report: Report) -> list[Row]:
                 f"warm {_warm_name(result)}",
                 f"{_ms(result.handler_ms)} = {_ratio(result.ratio)} bare ({_ms(result.bare_ms)}) "
                 f"+{result.overhead_ms:.2f}",
-                f"<= {RATIO_GOAL:g}x, + < {ABSOLUTE_GOAL_MS:g} ms",
+                f"+ < {ABSOLUTE_GOAL_MS:g} ms",
                 _status(result.met),
             ))
     else:
         rows.append(Row("warm request", report.skipped.get("warm", NOT_MEASURED)[:38],
-                        f"<= {RATIO_GOAL:g}x, + < {ABSOLUTE_GOAL_MS:g} ms", NOT_MEASURED))
+                        f"+ < {ABSOLUTE_GOAL_MS:g} ms", NOT_MEASURED))
     failing = {problem.split(":")[0] for problem in report.regressions}
     for result in report.round_trips:
         budget = ", ".join(f"{n} {op}" for op, n in BUDGET[result.subject].items())
@@ -225,14 +224,14 @@ def legend(report: Report) -> list[str]:
     """What the summary's words mean, and which problems fail the run (printed under the table and in the
     report)."""
     return [
-        "floor: a fresh interpreter doing only what every function must: import boto3 (and Jinja2 for a",
-        "  page), create the DynamoDB client, compile the same templates (its init), make the same call.",
+        "floor: a fresh interpreter doing only what a function on the AWS SDK must: import boto3 (and Jinja2",
+        "  for a page), create a DynamoDB client, compile the same templates (its init), make the same call.",
         "cold ...: CPU time in fresh interpreters; 'at N MB' models Lambda: init at full speed + first",
         f"  request / (N / {cost.LAMBDA_FULL_VCPU_MB} MB); 'before': that figure before init moved to module scope.",
         "warm ...: median time of a warm request; 'bare': the same DynamoDB call made directly, answered",
         "  the same way; '+': the handler's own work on top of it (its overhead).",
-        "stdlib client: the functions built on a DynamoDB client on the standard library, measured beside",
-        "  botocore's in the same runs; not shipped (BENCHMARKS.md, Cold start, says why).",
+        "client: the functions' DynamoDB client is on the standard library (functions.dynamodb), not",
+        "  botocore: their init and cold start against the botocore floor's (BENCHMARKS.md, Cold start).",
         "RRU / WRU: DynamoDB read / write request units, what on-demand capacity is billed in.",
         f"{FAILS}: a design budget is broken (a page or batch calls DynamoDB more than allowed): the run",
         f"  exits 1. {NOT_MET}: a speed or size goal is missed: reported only, it depends on the machine.",
@@ -356,54 +355,51 @@ COLD_FINDINGS = (
     "- Templates: compiling a page function's three templates at import takes 3.8 ms of init; precompiled at "
     "packaging (`Environment.compile_templates` and a `ModuleLoader`) they would load in 0.35 ms. About 2% of "
     "init, at full speed: not worth a second loader and a packaging step, so they are compiled at import.",
-    "- boto3 is not imported: the functions make their client with botocore, as boto3 does, without boto3's "
-    "resource layer (s3transfer, multiprocessing...; import and client 141-160 ms of CPU against 161-175 ms "
-    "with boto3, 5 runs each). awscrt, which botocore imports whenever it is installed, is kept out: about "
-    "50 ms of CPU per cold start when present (awscrt 0.38.1, measured).",
-    "- The first request still costs about twice a warm one, as the floor's does: botocore's first use of an "
-    "operation (endpoint rules, event and shape caches) and a new connection. A call of the same operation at "
-    "init answered in-process (nothing sent) measured 4.04 ms -> 3.11 ms for the first request (2.0x -> 1.55x "
-    "warm; home, 5 runs), about 6 ms at 256 MB, 3% of the cold start: not kept, as it would be one more code "
-    "path per operation. A real request at init would also open the connection, but the visit function has no "
-    "action that does not write, and for on-demand functions the first request follows init at once.",
+    "- Neither boto3 nor botocore is imported: the functions' DynamoDB client is `functions.dynamodb`, on the "
+    "standard library (below). Before it, with botocore's own client, boto3 was already left out (its resource "
+    "layer: import and client 141-160 ms of CPU against 161-175 ms with boto3, 5 runs each), and so was awscrt, "
+    "which botocore imports whenever it is installed (about 50 ms of CPU per cold start when present).",
+    "- The first request costs about twice a warm one (a new connection, the first use of the code paths). "
+    "With botocore, a call at init answered in-process measured 4.04 ms -> 3.11 ms for the first request "
+    "(home, 5 runs), 3% of the cold start: not kept, as it would be one more code path per operation; the "
+    "visit function has no action that does not write, and for on-demand functions the first request follows "
+    "init at once.",
 )
 """What was tried and measured on this machine (2026-12-01) while moving the work into init."""
 
-STDLIB_FINDINGS = (
-    "What the client is: `bench/stdlib_dynamodb.py`, about 300 lines on `hmac`, `hashlib`, `http.client` and "
+CLIENT_FINDINGS = (
+    "What the client is: `functions/dynamodb.py`, about 400 lines on `hmac`, `hashlib`, `http.client` and "
     "`json`: the JSON 1.0 protocol, SigV4 with the session token, credentials and region from Lambda's "
     "environment, `AWS_ENDPOINT_URL_DYNAMODB` / `AWS_ENDPOINT_URL`, one kept-alive connection with 1 s timeouts, "
     "botocore's standard-mode retries (the same 3 attempts, backoff, retry quota and `x-amz-retry-after`), the "
     "`x-amz-crc32` check, and botocore's errors (`ClientError` with `Error.Code`, `Item`, "
-    "`CancellationReasons`), for the five operations the functions call. Checked without AWS "
-    "(`tests/bench/test_stdlib_dynamodb.py`): its `Authorization` equals botocore's `SigV4Auth` for the same "
-    "request and time over 1,000 generated requests (every operation, unicode tags, any keys, region, session "
-    "token and endpoint); it gives the signatures of AWS's Signature Version 4 test suite (10 cases, the session "
-    "token's included); the store's calls, a failed condition's `Item` and a cancelled transaction's reasons "
-    "against moto's `ThreadedMotoServer`; retries, errors, CRC32 and the kept connection against a scripted "
-    "server.",
+    "`CancellationReasons`), for the operations the functions call. Its one seam is the transport that sends a "
+    "signed request: the kept-alive connection in Lambda; in the local site, the tests and the benchmarks, "
+    "moto in the same process (`localsite.transport`), where the fault hooks, the after-write listeners and "
+    "the call recorders see every request. Checked without AWS (`tests/functions/test_dynamodb.py`): its "
+    "`Authorization` equals botocore's `SigV4Auth` for the same request and time over 1,000 generated requests "
+    "(every operation, unicode tags, any keys, region, session token and endpoint); it gives the signatures of "
+    "AWS's Signature Version 4 test suite (10 cases, the session token's included); the store's calls, a "
+    "failed condition's `Item` and a cancelled transaction's reasons against moto's `ThreadedMotoServer` and "
+    "moto in-process; retries, errors, CRC32 and the kept connection against a scripted server; and no "
+    "function imports botocore or boto3.",
     "",
-    "Decision: not adopted, botocore stays. The figures qualify (every route function's modelled cold start "
-    "well under half, warm requests about half, nothing measured worse), but adopting means more than the "
-    "functions: `localsite.hooks` (fault injection answering before moto, the after-write listeners that wake "
-    "the stream mapping and save the counts), `localsite.faults`, the call recorders of `bench.calls` and of the "
-    "function tests (least-privilege, round-trip budgets), the lost-answer and throttling reliability tests "
-    "and `bench.warm` are all built on botocore's event hooks of the functions' client, in-process with moto. "
-    "With the client on the standard library each of them has to move behind an HTTP endpoint (moto's server or "
-    "`bench.loopback`, with the hooks called by the server), or behind an adapter, and the whole suite be run "
-    "again; the project's rule is one client in the shipped code, so there is no halfway. That was more than "
-    "this change could carry and prove; the client, its tests and this table stay so that the change can be "
-    "made on these figures. What it needs, in order: the three `STDLIB_REWRITES` in `functions/` (a "
-    "`functions/dynamodb.py`); `bench.loopback` (or `localsite.aws.LockedMotoServer`) calling the before-send "
-    "and after-write listeners, and the local site, the function tests and the benchmarks pointing the "
-    "functions at it through `AWS_ENDPOINT_URL`; the recorders wrapping `Client.call`; the reliability tests' "
-    "lost answers made by the server (apply, then drop the connection).",
+    "Decision: adopted; botocore is off the functions' path. It was measured first as a second build of the "
+    "archive (each botocore import and the client's construction replaced, nothing else), in the same rounds "
+    "as the botocore build and the floor (12 runs, 2026-12-03): every route function's modelled cold start at "
+    "256 MB came to 0.39x-0.41x the botocore build's (visit 261 -> 108 ms, home 272 -> 107 ms, count "
+    "271 -> 108 ms; the stream processor 235 -> 69 ms), its init to 0.33x-0.36x the floor's, warm requests "
+    "to about half, nothing worse: the rule (every route function at most 0.5x, nothing else worse) was met. "
+    "With one client in the shipped code there is no botocore build left to run; the table above compares the "
+    "shipped client with the floor, a bare boto3 client making the same call, whose init is a little more "
+    "than the botocore build's was (the botocore build's init was 0.84x-0.93x the floor's in those runs: "
+    "boto3's resource layer), so a ratio to the floor reads a little lower than one to the botocore build.",
     "",
-    "Not in the model, for both builds alike: TLS (the figures are over plain HTTP on 127.0.0.1). The stdlib "
-    "build's init is what remains of every function's: Jinja2 and its templates, the bot list (the visit "
-    "functions), the product's own modules; its first request is about twice its warm one, as botocore's is.",
+    "Not in the model: TLS (the figures are over plain HTTP on 127.0.0.1), for the functions and the floor "
+    "alike. What remains of a function's init is Jinja2 and its templates, the bot list (the visit "
+    "functions) and the product's own modules.",
 )
-"""The standard-library client experiment: what it is, how it was checked, and why it is not shipped."""
+"""The DynamoDB client on the standard library: what it is, how it is checked, and why it was adopted."""
 
 
 def _imports(imports: list[tuple[str, float]] | None, shown: Callable[[str, float], bool], empty: str) -> str:
@@ -442,8 +438,9 @@ def _cold_section(report: Report) -> list[str]:
         f"Median of {report.cold_runs} interleaved runs per function. A run is a fresh interpreter that imports "
         "the handler from the unpacked code archive (built by "
         f"`{report.cold_archive}`) with Jinja2 beside it as the layer (Lambda's init), serves a first request, "
-        "then a few more (warm requests); the floor is a fresh interpreter doing only what every function must: "
-        "import boto3 (and Jinja2 for a page function), create a DynamoDB client and compile the same templates "
+        "then a few more (warm requests); the floor is a fresh interpreter doing only what a function on the AWS "
+        "SDK must: import boto3 (and Jinja2 for a page function), create a DynamoDB client and compile the same "
+        "templates "
         "(its init), then make the same DynamoDB call directly. Both call the same moto table over HTTP on "
         "127.0.0.1. Every figure is CPU time (what Lambda's CPU share scales; the wait for DynamoDB is not in "
         "it), from the process's first line, so the interpreter's own start-up is left out. No bytecode is "
@@ -454,7 +451,7 @@ def _cold_section(report: Report) -> list[str]:
            "standing in for the `.pyc` files compiled for Python 3.13") + ". "
         "A ratio is of the two medians beside it. Imports (one `-X importtime` run each, own time): what the "
         "function imports beyond the floor besides its own modules (a request needs all it imports), and what "
-        "the floor imports that the function does not (boto3's resource layer: the client is botocore's own).",
+        "the floor imports that the function does not (boto3 and botocore: the client is `functions.dynamodb`).",
         "",
         markdown_table(["function", "call", "templates loaded at init", "init", "floor init", "init / floor",
                         f"<= {INIT_GOAL:g}x", "first request", "warm request", "first / warm", f"<= {FIRST_GOAL:g}x",
@@ -485,7 +482,7 @@ def _cold_section(report: Report) -> list[str]:
         *COLD_FINDINGS,
         "",
     ]
-    out += _stdlib_section(report)
+    out += _client_section(report)
     if report.cold_bytecode:
         rows = [(r.function, _ms(r.init_cpu_ms), _ratio(r.init_ratio), _ms(r.first_cpu_ms), _ratio(r.first_ratio, 1),
                  _ms(r.modelled_ms(_memory(report, r))), _status(r.cold_met(_memory(report, r))))
@@ -502,37 +499,34 @@ def _cold_section(report: Report) -> list[str]:
     return out
 
 
-def _stdlib_section(report: Report) -> list[str]:
-    measured = [r for r in report.cold or () if r.stdlib_runs]
+def _client_section(report: Report) -> list[str]:
+    measured = list(report.cold or ())
     if not measured:
         return []
     memory = report.settings.route_memory_mb
     rows = []
     for r in measured:
-        stdlib = r.stdlib_figures
+        floor = r.floor_figures
         rows.append((
-            r.function, _ms(r.init_cpu_ms), _ms(stdlib.init_ms), _ms(r.floor_init_cpu_ms),
-            _ratio(stdlib.init_ms / r.floor_init_cpu_ms), f"{_ms(r.first_cpu_ms)} / {_ms(stdlib.first_ms)}",
-            f"{_ms(r.warm_cpu_ms)} / {_ms(stdlib.warm_ms)}", _ms(r.modelled_ms(memory)), _ms(stdlib.cold_ms(memory)),
-            _ratio(r.stdlib_cold_ratio(memory)),
-            _status(r.stdlib_cold_ratio(memory) <= STDLIB_GOAL) if r.route else NO_GOAL,
+            r.function, _ms(r.init_cpu_ms), _ms(floor.init_ms), _ratio(r.init_ratio),
+            f"{_ms(r.first_cpu_ms)} / {_ms(floor.first_ms)}", f"{_ms(r.warm_cpu_ms)} / {_ms(floor.warm_ms)}",
+            _ms(r.modelled_ms(memory)), _ms(floor.cold_ms(memory)), _ratio(r.floor_cold_ratio(memory)),
+            _status(r.floor_cold_ratio(memory) <= BOTOCORE_GOAL and r.init_ratio <= BOTOCORE_GOAL)
+            if r.route else NO_GOAL,
         ))
     return [
         "### The DynamoDB client on the standard library",
         "",
-        "The same handlers from a copy of the code archive whose DynamoDB client is `bench/stdlib_dynamodb.py` "
-        "(`bench.coldstart.STDLIB_REWRITES`: each botocore import and the client's construction replaced, "
-        "nothing else; botocore is checked not to be imported), run in the same rounds as the botocore build "
-        "and the floor, each of the three first in turn. Same median of "
-        f"{report.cold_runs} runs, CPU time; first and warm requests: botocore build / stdlib build; "
-        f"the cold start modelled at {memory} MB as above. Adoption was to need every route function's cold "
-        f"start at most {STDLIB_GOAL:g}x botocore's and nothing else worse.",
+        "The functions' client is `functions.dynamodb`, not botocore. The same runs as above, side by side with "
+        f"the floor (a bare boto3 client making the same call): median of {report.cold_runs} runs, CPU time; "
+        f"first and warm requests: the function / the floor; the cold start modelled at {memory} MB as above. "
+        f"Its bar: a route function's init and its modelled cold start at most {BOTOCORE_GOAL:g}x the floor's.",
         "",
-        markdown_table(["function", "init, botocore", "init, stdlib", "floor init", "stdlib init / floor",
-                        "first request", "warm request", f"cold at {memory} MB, botocore",
-                        f"cold at {memory} MB, stdlib", "stdlib / botocore", f"<= {STDLIB_GOAL:g}x"], rows),
+        markdown_table(["function", "init", "floor init", "init / floor", "first request", "warm request",
+                        f"cold at {memory} MB", f"floor cold at {memory} MB", "cold / floor",
+                        f"<= {BOTOCORE_GOAL:g}x"], rows),
         "",
-        *STDLIB_FINDINGS,
+        *CLIENT_FINDINGS,
         "",
     ]
 
@@ -573,10 +567,12 @@ def _warm_section(report: Report) -> list[str]:
         "## Warm request",
         "",
         f"Median of {report.warm_iterations} interleaved iterations after a warm-up. DynamoDB is answered "
-        "in-process by a botocore `before-send` handler with canned, well-formed responses, for the handler "
-        "and for the bare call alike; logging is on, in Lambda's JSON shape. Goals: the handler at most "
-        f"{RATIO_GOAL}x the bare call, and its overhead (handler minus bare call: this product's own work) "
-        f"under {ABSOLUTE_GOAL_MS:g} ms. The bare call is botocore's work and moves with the machine's load.",
+        "in-process by a stub transport of the functions' client (`functions.dynamodb`) with canned, well-formed "
+        "responses, for the handler and for the bare call (the same client) alike; logging is on, in Lambda's "
+        "JSON shape. Goal: the overhead (handler minus bare call: this product's own work) under "
+        f"{ABSOLUTE_GOAL_MS:g} ms. The ratio to the bare call is printed without a goal: it had one (1.5x) while "
+        "the call was botocore's, about 0.3 ms; on the standard library the same call takes less than a tenth "
+        "of that, so the ratio now measures the call's cheapness, not the handler's waste.",
         "",
         markdown_table(["function", "call", "handler", "bare call", "ratio", "overhead", "handler p99",
                          "log bytes/request", "status"], rows),
@@ -593,9 +589,9 @@ def _round_trip_section(report: Report) -> list[str]:
     return [
         "## DynamoDB round trips and capacity",
         "",
-        "The real handlers against moto; every HTTP attempt to DynamoDB is counted by operation (a botocore "
-        "`request-created` hook), so a retry counts too. Capacity follows DynamoDB's rules from the sizes of "
-        "the items each call touched: reads 1 unit per 4 KB (half when eventually consistent), writes 1 per "
+        "The real handlers against moto; every HTTP attempt to DynamoDB is counted by operation (`bench.calls` "
+        "wraps the functions' client's attempts), so a retry counts too. Capacity follows DynamoDB's rules "
+        "from the sizes of the items each call touched: reads 1 unit per 4 KB (half when eventually consistent), writes 1 per "
         "KB of the larger image, transactions twice. moto's own `ConsumedCapacity` (asked for with "
         "`ReturnConsumedCapacity=TOTAL`) is fixed per operation and shown only for comparison. "
         "The run fails if any count departs from the design.",

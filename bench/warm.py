@@ -1,10 +1,11 @@
 """Warm overhead per request: each handler with DynamoDB answered in-process, against the bare call alone.
 
-A ``before-send`` handler on the functions' client and on the bare client answers every DynamoDB request with a
-canned, well-formed response, so no network or emulator time is in either figure: what remains is the handler's own work
-(parsing the event, validating the tag, rendering the page, building the response, logging) on top of
-botocore building, signing and parsing the same call. Logging is on, formatted as Lambda's JSON log format
-does, into a byte counter: its cost is part of a request, and its volume feeds the cost model.
+A stub transport on the functions' client and on a bare client of the same kind (``functions.dynamodb``)
+answers every DynamoDB request with a canned, well-formed response, so no network or emulator time is in either
+figure: what remains is the handler's own work (parsing the event, validating the tag, rendering the page,
+building the response, logging) on top of the client building, signing and parsing the same call. Logging is
+on, formatted as Lambda's JSON log format does, into a byte counter: its cost is part of a request, and its
+volume feeds the cost model.
 """
 
 from __future__ import annotations
@@ -19,20 +20,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
-from botocore import xform_name
-from botocore.awsrequest import AWSResponse
-
 import definition
 from bench.calls import functions_on_table
 from bench.stats import median, percentile
+from functions.dynamodb import Client
 from functions.keys import COUNT_ATTRIBUTE, PARTITION_KEY, TAG_PREFIX, TOTAL_KEY
 from localsite.aws import use_dummy_credentials
 from bench.honest import PERSON
 from localsite.events import LambdaContext, rest_proxy_event
 
-RATIO_GOAL = 1.5
 ABSOLUTE_GOAL_MS = 1.0
+"""The handler's overhead (its time minus the bare call's): this product's own work per warm request."""
 TAG = "bench"
 
 
@@ -63,17 +61,13 @@ class WarmResult:
 
     @property
     def met(self) -> bool:
-        """Both goals: the ratio, and the overhead (what the handler adds to its call) under ``ABSOLUTE_GOAL_MS``.
+        """The overhead (what the handler adds to its call) under ``ABSOLUTE_GOAL_MS``.
 
-        The overhead, not the whole time, is held to the absolute goal: the bare call's own cost is botocore's
-        and moves with the machine's load, while the overhead is this product's code.
+        Only the overhead has a goal. The ratio to the bare call had one (1.5x) while the call was botocore's
+        (about 0.3 ms); the client on the standard library makes the same call in about 0.02 ms, so a ratio to
+        it now says how cheap the call is, not how much the handler wastes. It is still printed.
         """
-        return self.ratio <= RATIO_GOAL and self.overhead_ms < ABSOLUTE_GOAL_MS
-
-
-class _Body(io.BytesIO):
-    def stream(self, **_: Any) -> Any:
-        yield self.getvalue()
+        return self.overhead_ms < ABSOLUTE_GOAL_MS
 
 
 def canned_answers(table_name: str) -> dict[str, dict[str, Any]]:
@@ -88,17 +82,17 @@ def canned_answers(table_name: str) -> dict[str, dict[str, Any]]:
     }
 
 
-def stub_handler(answers: Mapping[str, Mapping[str, Any]]) -> Callable[..., AWSResponse]:
-    """A botocore ``before-send`` handler answering each operation from ``answers`` (HTTP 200)."""
+def stub_transport(answers: Mapping[str, Mapping[str, Any]]) -> Callable[..., tuple[int, dict[str, str], bytes]]:
+    """A ``functions.dynamodb`` transport answering each operation from ``answers`` (HTTP 200)."""
     bodies = {operation: json.dumps(answer).encode() for operation, answer in answers.items()}
+    headers = {"content-type": "application/x-amz-json-1.0", "x-amzn-requestid": "bench"}
 
-    def answer(request: Any, event_name: str, **_: Any) -> AWSResponse:
-        operation = event_name.rsplit(".", 1)[-1]
-        body = bodies.get(operation)
-        if body is None:
+    def answer(method: str, url: str, request_headers: Mapping[str, str], body: bytes) -> tuple[int, dict, bytes]:
+        operation = request_headers["x-amz-target"].rsplit(".", 1)[-1]
+        content = bodies.get(operation)
+        if content is None:
             raise RuntimeError(f"no canned answer for DynamoDB {operation}")
-        headers = {"Content-Type": "application/x-amz-json-1.0", "x-amzn-RequestId": "bench"}
-        return AWSResponse(request.url, 200, headers, _Body(body))
+        return 200, headers, content
 
     return answer
 
@@ -128,7 +122,7 @@ def measure_warm(
     use_dummy_credentials()
     table_name = f"tag-counter-bench-warm-{uuid.uuid4().hex[:8]}"
     store = importlib.import_module("functions.store")
-    stub = stub_handler(canned_answers(table_name))
+    stub = stub_transport(canned_answers(table_name))
     counter = _ByteCounter()
     log_handler = logging.StreamHandler(counter)
     log_handler.setFormatter(importlib.import_module("functions.log").JsonFormatter())
@@ -138,10 +132,9 @@ def measure_warm(
     root.setLevel(logging.INFO)
     results = []
     with functions_on_table(table_name):
-        bare_client = boto3.client("dynamodb", region_name="us-east-1", config=getattr(store, "CLIENT_CONFIG", None))
-        stubbed = [bare_client.meta.events, store.get_store().client.meta.events]
-        for events in stubbed:
-            events.register_first("before-send.dynamodb", stub, unique_id="bench-warm-stub")
+        bare_client = Client(transport=stub)
+        functions_client = store.get_store().client
+        functions_client.transport, previous_transport = stub, functions_client.transport
         try:
             routes = {route.function.name: route for route in definition.ROUTES}
             for spec in functions:
@@ -162,15 +155,16 @@ def measure_warm(
                                              stage=settings.stage_name, headers=[("User-Agent", PERSON)])
                     timeout = settings.route_timeout_seconds
                     cases = [(event, None)]
-                bare = getattr(bare_client, xform_name(operation))
+                def bare(operation: str = operation, **params: Any) -> Any:
+                    return bare_client.call(operation, params)
+
                 for event, records in cases:
                     results.append(_time_one(spec, operation, handler, bare, params, event, records, timeout,
                                              iterations, counter))
         finally:
             root.removeHandler(log_handler)
             root.setLevel(previous_level)
-            for events in stubbed:
-                events.unregister("before-send.dynamodb", stub, unique_id="bench-warm-stub")
+            functions_client.transport = previous_transport
     return results
 
 

@@ -15,11 +15,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-import botocore.session
-from botocore.config import Config
-from botocore.exceptions import ClientError
-
 from functions import history
+from functions.dynamodb import Client, ClientError
 from functions.keys import COUNT_ATTRIBUTE, PARTITION_KEY, tag_key, total_key
 
 TABLE_NAME_ENV = "TABLE_NAME"
@@ -29,11 +26,7 @@ LAMBDA_FUNCTION_ENV = "AWS_LAMBDA_FUNCTION_NAME"
 # DynamoDB answers in milliseconds; a second without a connection or an answer means trouble, and three
 # attempts (standard mode: throttling and transient errors, with backoff) still fit a 5-second route timeout.
 MAX_ATTEMPTS = 3
-CLIENT_CONFIG = Config(
-    connect_timeout=1,
-    read_timeout=1,
-    retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
-)
+TIMEOUT_SECONDS = 1.0
 
 THROTTLING_ERRORS = frozenset(
     {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
@@ -53,10 +46,15 @@ class StoreBusy(Exception):
 
 
 def is_throttling(error: BaseException) -> bool:
-    """Whether ``error`` is DynamoDB saying "slow down" (retry later), as opposed to a real failure."""
+    """Whether ``error`` is DynamoDB saying "slow down" (retry later), as opposed to a real failure.
+
+    From the functions' client or from botocore's (the operator command's): both raise a ``ClientError`` whose
+    ``response`` is botocore's, so the code is read the same way from either.
+    """
     if isinstance(error, StoreBusy):
         return True
-    return isinstance(error, ClientError) and error.response.get("Error", {}).get("Code") in THROTTLING_ERRORS
+    response = getattr(error, "response", None)
+    return isinstance(response, dict) and response.get("Error", {}).get("Code") in THROTTLING_ERRORS
 
 
 def _count(item: dict[str, Any] | None) -> int:
@@ -194,13 +192,11 @@ class Store:
         return TagCounts.of(response.get("Item"), today, self.history_days)
 
 
-def dynamodb_client() -> Any:
-    """A DynamoDB client with the timeouts and retries every function uses.
-
-    Made by botocore itself: boto3 adds its resource layer on top (about 15 ms of CPU per cold start to import,
-    measured), which no request uses. Region, credentials and endpoint come from the environment alike.
-    """
-    return botocore.session.get_session().create_client("dynamodb", config=CLIENT_CONFIG)
+def dynamodb_client() -> Client:
+    """A DynamoDB client with the timeouts and retries every function uses (``functions.dynamodb``: the standard
+    library, not botocore, whose import and client were most of a cold start). Region, credentials and endpoint
+    come from the environment, as Lambda sets them."""
+    return Client(max_attempts=MAX_ATTEMPTS, timeout=TIMEOUT_SECONDS)
 
 
 _store: Store | None = None

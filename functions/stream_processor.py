@@ -50,7 +50,7 @@ from operator import attrgetter
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from botocore.exceptions import ClientError, ConnectionError as BotocoreConnectionError, HTTPClientError
+from functions.dynamodb import ClientError, ConnectionError as DynamoDBConnectionError, HTTPClientError
 
 from functions import history
 from functions.keys import (
@@ -267,7 +267,7 @@ def read_changes(records: Iterable[Any], days: frozenset[str] = frozenset()) -> 
 
 
 def _is_transient(error: BaseException) -> bool:
-    if isinstance(error, (BotocoreConnectionError, HTTPClientError)):
+    if isinstance(error, (DynamoDBConnectionError, HTTPClientError)):
         return True  # timeouts and dropped connections: the write may or may not have committed
     if isinstance(error, ClientError):
         return error.response.get("Error", {}).get("Code") in TRANSIENT_ERRORS
@@ -383,7 +383,7 @@ class TotalWriter:
             if any(code in TRANSIENT_CANCELLATIONS for code in codes):
                 raise TransientWriteError(f"transaction cancelled: {codes}") from error
             raise
-        except (BotocoreConnectionError, HTTPClientError) as error:
+        except (DynamoDBConnectionError, HTTPClientError) as error:
             raise TransientWriteError(str(error)) from error
 
     def _applied_through(self, first: int) -> int | None:
@@ -392,7 +392,7 @@ class TotalWriter:
             item = self.client.get_item(
                 TableName=self.table_name, Key=marker_key(str(first)), ConsistentRead=True
             ).get("Item")
-        except (ClientError, BotocoreConnectionError, HTTPClientError) as error:
+        except (ClientError, DynamoDBConnectionError, HTTPClientError) as error:
             if _is_transient(error):
                 raise TransientWriteError(str(error)) from error
             raise

@@ -33,8 +33,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from botocore.exceptions import ClientError
-
+from functions.dynamodb import ClientError
 from functions.keys import PARTITION_KEY, TTL_ATTRIBUTE, visitor_key
 
 DIGEST_BYTES = 16

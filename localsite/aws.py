@@ -32,6 +32,9 @@ What ``local_aws`` changes in moto, and why (each was seen driving moto 5.2 the 
   yet puts a key-only item first (an INSERT record with only the key), then applies the update (a second INSERT,
   the full image); DynamoDB writes one. Here the placeholder's record is not written: a new tag's visit is one
   record, as on AWS, and a batch can no longer split one visit in two.
+- **The functions' client answered in-process.** moto intercepts boto3's clients, not the functions' own
+  (``functions.dynamodb``, on the standard library): ``local_aws`` has the clients built inside it send through
+  ``localsite.transport``, which hands each signed request to moto's dispatcher (no socket, no server).
 - **Stream retention and TTL**, which moto does not do: :func:`trim_stream` drops records past DynamoDB's
   24-hour retention (and, since a local site may run for days under load, records every local consumer has
   read beyond the newest few); :func:`expire_items` deletes items past their TTL, as DynamoDB's TTL process
@@ -323,10 +326,15 @@ def local_aws() -> Iterator[None]:
     DepthFirstTraverser.process = _process_with_map_once  # type: ignore[method-assign]
     DepthFirstTraverser.traverse_node_recursively = _traverse_with_map_once  # type: ignore[method-assign]
     reset_model_data()  # what earlier code (tests) left tracked
+    from functions import dynamodb
+    from localsite.transport import moto_transport
+
+    previous_transport = dynamodb.use_transport(moto_transport)  # the functions' clients built from now on
     try:
         with mock_aws():
             yield
     finally:
+        dynamodb.use_transport(previous_transport)
         BotocoreStubber.__call__ = _original_call  # type: ignore[method-assign]
         DynamoDBBackend.transact_write_items = _original_transact  # type: ignore[method-assign]
         DynamoDBBackend.update_item = _original_update_item  # type: ignore[method-assign]
@@ -489,7 +497,7 @@ class LockedMotoServer:
 
     Each request runs under the same lock as the in-process dispatch (or concurrent writes could lose counts),
     and after a successful DynamoDB write ``after_write(operation)`` is called before the answer goes out, as
-    in-process writes call the ``after-call`` listeners: the stream mapping wakes, the counts are saved.
+    in-process writes call the after-write listeners: the stream mapping wakes, the counts are saved.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0,

@@ -157,7 +157,7 @@ class MappingOptions:
     poll_interval: float = 0.25
     """Seconds between polls while a batch is gathering (Lambda polls a shard about 4 times a second)."""
     idle_interval_max: float = 2.0
-    """Idle polls slow down to this; every write made through boto3 in this process wakes the mapping at once."""
+    """Idle polls slow down to this; every write made in this process (``localsite.hooks``) wakes the mapping."""
     retry_backoff: float = 0.5
     """Seconds before the first retry of a failed batch, doubling with each retry."""
     retry_backoff_max: float = 5.0

@@ -3,9 +3,10 @@
 Everything is off until a test asks for it, and every switch is thread-safe (the site serves requests on many
 threads while the stream mapping runs on its own).
 
-- :meth:`Faults.throttle` answers chosen DynamoDB requests with a real throttling error, from a botocore
-  ``before-send`` listener that runs before moto's: botocore parses it, retries it, and raises it exactly as
-  it would a throttle from DynamoDB. Each attempt (retries included) is one request a rule can catch.
+- :meth:`Faults.throttle` answers chosen DynamoDB requests with a real throttling error, from a
+  ``localsite.hooks`` before-send listener that runs before moto: the client (the functions' or boto3's)
+  parses it, retries it, and raises it exactly as it would a throttle from DynamoDB. Each attempt (retries
+  included) is one request a rule can catch.
 - :meth:`Faults.fail_processor` makes the stream mapping's invocation of the processor fail, either before
   the processor runs (nothing written) or after it returned (its write committed, then the invocation fails
   as a timeout would: Lambda sees an error and retries a batch whose effect is already applied).
@@ -214,7 +215,7 @@ class Faults:
 
 
 class _RawBody:
-    """The ``raw`` part of a botocore response: something that streams the body."""
+    """The ``raw`` part of a botocore response (which ``localsite.transport`` reads too): streams the body."""
 
     def __init__(self, body: bytes) -> None:
         self._body = body

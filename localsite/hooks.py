@@ -1,7 +1,8 @@
-"""botocore event hooks on every DynamoDB client the local site's process creates.
+"""Listeners on every DynamoDB request made in the local site's process: the functions' and boto3's.
 
-The handlers build their own boto3 clients (behind cached getters), so the local site cannot hand them a
-client of its own. Instead it adds two dispatchers to botocore's built-in handlers, which every new session
+The functions' client (``functions.dynamodb``) sends through ``localsite.transport``, which calls
+:func:`before_send` and :func:`notify_write` itself. For boto3 clients (the site's own, the operator command's
+in-process ones) this module adds two dispatchers to botocore's built-in handlers, which every new session
 (boto3's default one included) registers on the clients it creates:
 
 - ``before-send.dynamodb``, registered first so it runs before moto's stubber: a listener may answer the
@@ -48,11 +49,15 @@ def _operation(event_name: str) -> str:
 
 
 def _dispatch_before_send(request: AWSPreparedRequest, event_name: str = "", **_: Any) -> AWSResponse | None:
+    return before_send(_operation(event_name), request)
+
+
+def before_send(operation: str, request: AWSPreparedRequest) -> AWSResponse | None:
+    """Ask the before-send listeners about one request of ``operation``: the first answer, or ``None``."""
     with _lock:
         listeners = list(_before_send)
     if not listeners:
         return None
-    operation = _operation(event_name)
     try:
         params = json.loads(request.body or b"{}")
     except ValueError:
@@ -72,7 +77,7 @@ def _dispatch_after_call(http_response: Any = None, event_name: str = "", **_: A
 
 
 def notify_write(operation: str) -> None:
-    """Tell the after-write listeners of a write made without this process's boto3 (moto's HTTP server, TTL).
+    """Tell the after-write listeners of a write (the functions' client, moto's HTTP server, TTL).
 
     Listeners run in the caller's thread, before the write's answer goes back: an exception of one (the
     counts could not be saved) reaches the caller, as an error of the request.

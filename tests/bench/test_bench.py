@@ -12,7 +12,6 @@ import sys
 from typing import Any
 
 import pytest
-from botocore.awsrequest import AWSResponse
 
 import definition
 from bench import capacity, cost, history, packages, sitesoak
@@ -23,7 +22,7 @@ from bench.packages import measure_packages
 from bench.report import NOT_MEASURED, Report, legend, render_markdown, render_table, summary_rows
 from bench.roundtrips import BUDGET, measure_round_trips, regressions
 from bench.siteload import measure_site
-from bench.warm import _Body, measure_warm
+from bench.warm import measure_warm
 from functions.keys import TOTAL_KEY
 
 SETTINGS = definition.Settings(stream_batch_size=5)
@@ -90,19 +89,20 @@ def test_guard_counts_a_retry_as_a_round_trip():
         # DynamoDB throttles the first attempt; the client's retry succeeds, the page still renders.
         state = {"throttled": False}
 
-        def throttle(request: Any, **_: Any) -> AWSResponse | None:
-            if state["throttled"]:
+        def throttle(method: str, url: str, headers: Any, body: bytes) -> tuple[int, dict, bytes] | None:
+            if state["throttled"] or not headers["x-amz-target"].endswith(".BatchGetItem"):
                 return None
             state["throttled"] = True
-            body = b'{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"slow down"}'
-            return AWSResponse(request.url, 400, {"Content-Type": "application/x-amz-json-1.0"}, _Body(body))
+            answer = b'{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"slow down"}'
+            return 400, {"content-type": "application/x-amz-json-1.0"}, answer
 
-        events = get_store().client.meta.events
-        events.register_first("before-send.dynamodb.BatchGetItem", throttle)
+        client = get_store().client
+        send = client.transport
+        client.transport = lambda *request: throttle(*request) or send(*request)
         try:
             return count(event, context)
         finally:
-            events.unregister("before-send.dynamodb.BatchGetItem", throttle)
+            client.transport = send
 
     results, _ = measure_round_trips(SETTINGS, batch_sizes=(1,), handlers={"count": throttled_once})
     answer = next(result for result in results if result.subject == "count")
@@ -143,24 +143,21 @@ def test_warm_figures_for_every_function(round_trips):
     assert by_function["count"].log_bytes_per_request == 0
 
 
-def test_the_stdlib_build_runs_the_same_handler_without_botocore():
-    # GIVEN the visit function, WHEN measured with its stdlib build too (which fails if botocore is imported)
+def test_the_handler_runs_without_botocore_beside_the_botocore_floor():
+    # GIVEN the visit function, WHEN measured (a run fails if the handler imported botocore)
     results, _ = measure_cold_starts(SETTINGS, runs=1, warm_requests=1, importtime=False,
-                                     functions=(definition.VISIT,), stdlib=True)
-    # THEN each of the three has its run, and the stdlib build's figures compare with botocore's
+                                     functions=(definition.VISIT,))
+    # THEN it has its run beside the floor's, and its cold start compares with the floor's
     (visit,) = results
-    assert len(visit.handler_runs) == len(visit.stdlib_runs) == len(visit.floor_runs) == 1
-    assert visit.stdlib_figures.init_ms > 0 and visit.stdlib_figures.first_ms > 0
-    assert math.isfinite(visit.stdlib_cold_ratio(256))
+    assert len(visit.handler_runs) == len(visit.floor_runs) == 1
+    assert visit.floor_figures.init_ms > 0 and visit.floor_figures.first_ms > 0
+    assert math.isfinite(visit.floor_cold_ratio(256))
 
 
-def test_the_stdlib_build_refuses_a_rewrite_that_no_longer_applies(tmp_path):
-    task = tmp_path / "task"
-    (task / "functions").mkdir(parents=True)
-    for name in coldstart.STDLIB_REWRITES:
-        (task / name).write_text("from botocore.exceptions import ClientError\n", encoding="utf-8")
-    with pytest.raises(RuntimeError, match="cannot rewrite functions/store.py"):
-        coldstart.stdlib_task_root(task, tmp_path / "stdlib")
+def test_a_handler_that_imports_botocore_fails_its_run():
+    with pytest.raises(RuntimeError, match="the handler imported botocore"):
+        coldstart._check_answer(definition.VISIT, "handler", {"botocore_imported": True, "outcomes": []})
+    coldstart._check_answer(definition.VISIT, "floor", {"botocore_imported": True, "outcomes": []})  # the floor's
 
 
 def test_cold_start_figures_and_import_breakdown():
@@ -244,20 +241,14 @@ def test_capacity_rules():
     ) == (0.0, 4.0)
 
 
-def _cold(name: str, init: float, floor: float, first: float, warm: float, route: bool = True,
-          stdlib: float | None = None) -> coldstart.ColdStart:
-    """Cold-start figures as one run would give them (CPU ms); ``stdlib``: the stdlib build's init (its first
-    and warm requests half the botocore build's)."""
+def _cold(name: str, init: float, floor: float, first: float, warm: float, route: bool = True) -> coldstart.ColdStart:
+    """Cold-start figures as one run would give them (CPU ms)."""
     run = coldstart.ColdRun(init + 5, first + 1, init + first + 6, init + first + 40, init + first,
                             init_cpu_ms=init, first_cpu_ms=first, warm_cpu_ms=warm)
     floor_run = coldstart.ColdRun(floor + 5, 3.0, floor + 8, floor + 40, floor + 2.5,
                                   init_cpu_ms=floor, first_cpu_ms=2.5, warm_cpu_ms=1.2)
-    stdlib_runs = [] if stdlib is None else [coldstart.ColdRun(stdlib + 5, 1.0, stdlib + 6, stdlib + 40, stdlib + 1,
-                                                               init_cpu_ms=stdlib, first_cpu_ms=first / 2,
-                                                               warm_cpu_ms=warm / 2)]
     return coldstart.ColdStart(name, "GetItem", route=route, templates=("x.html",), handler_runs=[run],
-                               floor_runs=[floor_run], baseline_ms=coldstart.BASELINE_MODELLED_MS[name],
-                               stdlib_runs=stdlib_runs)
+                               floor_runs=[floor_run], baseline_ms=coldstart.BASELINE_MODELLED_MS[name])
 
 
 def _full_report(round_trips) -> Report:
@@ -265,9 +256,8 @@ def _full_report(round_trips) -> Report:
     warm = measure_warm(SETTINGS, captured["calls"], captured["stream_events"], iterations=10)
     report = Report(settings=SETTINGS, stack="dev", command="./dev bench --test", started="now",
                     round_trips=results, warm=warm, warm_iterations=10, cold_runs=1)
-    report.cold = [_cold("home", 150, 125, 3.0, 1.5, stdlib=60), _cold("visit", 160, 150, 2.0, 1.6, stdlib=90),
-                   _cold("count", 155, 150, 2.5, 1.2, stdlib=40),
-                   _cold("stream", 130, 128, 3.0, 1.0, route=False, stdlib=30)]
+    report.cold = [_cold("home", 150, 125, 3.0, 1.5), _cold("visit", 70, 150, 2.0, 1.6),
+                   _cold("count", 155, 150, 2.5, 1.2), _cold("stream", 130, 128, 3.0, 1.0, route=False)]
     report.cost_inputs = cost_inputs(SETTINGS, report)
     report.cost = cost.cost_model(report.cost_inputs, rates=(1.0, 10.0))
     report.memory = cost.memory_options(report.cost_inputs, {r.function: r.figures for r in report.cold if r.route})
@@ -300,7 +290,7 @@ def test_cost_model_and_report(round_trips):
     assert any(row.figure == "cost of 1M visits at 1/s" for row in rows)
     assert any(row.status == NOT_MEASURED for row in rows)  # the site was not run
     table = render_table(rows)
-    assert "round trips: visit page" in table and "<= 1.5x" in table and "size: code archive" in table
+    assert "round trips: visit page" in table and "+ < 1 ms" in table and "size: code archive" in table
     markdown = render_markdown(report)
     for heading in ("## Summary", "## Cold start", "### Modelled at each memory size",
                     "### The DynamoDB client on the standard library", "## Memory of the route",
@@ -321,12 +311,12 @@ def test_the_summary_fits_100_columns_and_its_ratios_read_right_beside_their_tim
     # 150 + 3.0 / (256 / 1769) = 170.7 ms, against 495 ms before
     assert rows["cold home: at 256 MB"].value == "171 ms = 0.34x before (495 ms)"
     assert rows["cold stream: at 256 MB"].goal == "-"  # the goal is for route functions
-    # The stdlib build: visit's init against the floor, and the route functions' cold starts against botocore's.
-    assert rows["stdlib client: visit init"].value == "90.0 ms CPU = 0.60x floor (150 ms)"
-    assert rows["stdlib client: visit init"].status == "NOT MET"  # 0.60x > 0.5x
-    # count: (40 + 1.25 / (256 / 1769)) / (155 + 2.5 / (256 / 1769)) = 48.6 / 172.3; visit 96.9 / 173.8
-    assert rows["stdlib client: routes at 256 MB"].value == "0.28x-0.56x botocore's"
-    assert rows["stdlib client: routes at 256 MB"].status == "NOT MET"
+    # The client against the botocore floor: visit's init, and the route functions' cold starts.
+    assert rows["client: visit init"].value == "0.47x the botocore floor's"  # 70 / 150
+    assert rows["client: visit init"].status == "met"
+    # visit: (70 + 2.0 / (256 / 1769)) / (150 + 2.5 / (256 / 1769)) = 83.8 / 167.3; home 170.7 / 142.3
+    assert rows["client: routes at 256 MB"].value == "0.50x-1.20x the floor's"
+    assert rows["client: routes at 256 MB"].status == "NOT MET"
     lines = render_table(list(rows.values())).splitlines() + legend(report)
     assert max(len(line) for line in lines) <= 100, max(lines, key=len)
     # The legend explains the words and says what fails the run.

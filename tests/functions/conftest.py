@@ -7,7 +7,7 @@ calls the real handlers with ``localsite.events`` events, and reads stream recor
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from html.parser import HTMLParser
@@ -20,7 +20,8 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 from definition import ROUTES, Settings, create_table, function_environment
-from functions import history
+from functions import dynamodb, history
+from functions.dynamodb import Client
 from functions.store import build_store
 from localsite.aws import local_aws, mark_answered
 from localsite.events import LambdaContext, match_route, rest_proxy_event, stream_event
@@ -249,6 +250,21 @@ ERROR_TYPES = {
 }
 
 
+Answer = tuple[int, dict[str, str], bytes]
+"""``(status, headers, body)``: one HTTP answer, as ``functions.dynamodb``'s transports return it."""
+
+
+def intercept(client: Client, answer: Callable[[str, str, Mapping[str, str], bytes], Answer | None]) -> None:
+    """Put ``answer`` in front of the functions' client's transport: it answers a request itself (moto never
+    sees it) or returns ``None`` to let it through. Gone when the store is rebuilt (the ``site`` fixture does)."""
+    send = client.transport
+
+    def transport(method: str, url: str, headers: Mapping[str, str], body: bytes) -> Any:
+        return answer(method, url, headers, body) or send(method, url, headers, body)
+
+    client.transport = transport
+
+
 class _RawBody:
     def __init__(self, body: bytes) -> None:
         self._body = body
@@ -269,31 +285,41 @@ class Fault:
     body: dict[str, Any] | None = None
     sent: int = 0
 
-    def __call__(self, request: Any, **_: Any) -> AWSResponse | None:
-        target = request.headers.get("X-Amz-Target", b"")
-        target = target.decode() if isinstance(target, bytes) else target
+    def answer(self, target: str) -> Answer | None:
+        """The error for a request of ``X-Amz-Target`` ``target``, or ``None`` to let it through."""
         if not target.endswith("." + self.operation):
             return None
         if self.times is not None and self.sent >= self.times:
             return None
         self.sent += 1
-        # botocore calls every before-send handler (then uses the first response): without the mark,
-        # moto would still apply the request this fault answers.
-        mark_answered(request)
-        headers = {"x-amzn-RequestId": "fault", "Content-Type": "application/x-amz-json-1.0"}
+        headers = {"x-amzn-requestid": "fault", "content-type": "application/x-amz-json-1.0"}
         payload = self.body
         if payload is None:
             error_type = ERROR_TYPES.get(self.code, "com.amazonaws.dynamodb.v20120810#") + self.code
             payload = {"__type": error_type, "message": self.message}
-        return AWSResponse(request.url, self.status, headers, _RawBody(json.dumps(payload).encode()))
+        return self.status, headers, json.dumps(payload).encode()
+
+    def __call__(self, request: Any, **_: Any) -> AWSResponse | None:
+        """As a botocore ``before-send`` handler, for a boto3 client (the operator command's)."""
+        target = request.headers.get("X-Amz-Target", b"")
+        answered = self.answer(target.decode() if isinstance(target, bytes) else target)
+        if answered is None:
+            return None
+        # botocore calls every before-send handler (then uses the first response): without the mark,
+        # moto would still apply the request this fault answers.
+        mark_answered(request)
+        status, headers, body = answered
+        return AWSResponse(request.url, status, headers, _RawBody(body))
 
 
 @pytest.fixture
 def inject(site: Site, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Fault]:
-    """Register a ``Fault`` first on a client's ``before-send`` (ahead of moto); retries do not sleep."""
+    """Put a ``Fault`` ahead of moto on a client: the functions' (its transport) or a boto3 one (``before-send``,
+    registered first); retries do not sleep."""
     from botocore.retries.standard import ExponentialBackoff
 
     # The real retry path runs (same number of attempts); only its waiting is skipped to keep tests fast.
+    monkeypatch.setattr(dynamodb, "retry_delay", lambda attempt, throttled, retry_after: 0)
     monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0)
 
     def add(
@@ -307,7 +333,10 @@ def inject(site: Site, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Fault]:
         body: dict[str, Any] | None = None,
     ) -> Fault:
         fault = Fault(operation, code, status, message, times, body)
-        client.meta.events.register_first("before-send.dynamodb", fault)
+        if isinstance(client, Client):
+            intercept(client, lambda method, url, headers, body: fault.answer(headers.get("x-amz-target", "")))
+        else:
+            client.meta.events.register_first("before-send.dynamodb", fault)
         return fault
 
     return add
@@ -322,8 +351,18 @@ class Call:
 
 
 def record_calls(client: Any) -> list[Call]:
-    """Record every DynamoDB operation ``client`` makes (botocore ``before-call`` hook)."""
+    """Record every DynamoDB operation ``client`` makes: the functions' (``Client.call``) or a boto3 one
+    (botocore ``before-call`` hook); retries are not calls."""
     calls: list[Call] = []
+    if isinstance(client, Client):
+        call = client.call
+
+        def recorded(operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
+            calls.append(Call(operation, json.loads(json.dumps(params))))  # as DynamoDB receives them
+            return call(operation, params)
+
+        client.call = recorded  # type: ignore[method-assign]
+        return calls
 
     def hook(model: Any, params: dict[str, Any], **_: Any) -> None:
         body = params.get("body")  # the serialized JSON request DynamoDB would receive

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -24,7 +24,7 @@ from functions.web import Request
 from localsite.esm import matches_filters
 from localsite.events import LambdaContext
 
-from .conftest import BROWSER, Fault, Site, parse_page, record_calls
+from .conftest import BROWSER, Fault, Site, intercept, parse_page, record_calls
 
 # (who, User-Agent, counted). Real strings, as each sends them.
 USER_AGENTS: list[tuple[str, str | None, bool]] = [
@@ -386,23 +386,18 @@ def test_a_lost_answer_to_the_marker_write_under_counts_never_doubles(
 ) -> None:
     # GIVEN DynamoDB applies the marker's PutItem but its answer is lost (a read timeout): the SDK retries it
     # (``inject`` is there for its retries without sleeping)
-    from botocore.exceptions import ReadTimeoutError
-    from moto.core.models import botocore_stubber
-
     window(30)
     lost: list[str] = []
+    send = get_store().client.transport
 
-    def lose_first_answer(request: Any, **_: Any) -> None:
-        target = request.headers.get("X-Amz-Target", b"")
-        attempt = request.headers.get("amz-sdk-request", b"")
-        target = target.decode() if isinstance(target, bytes) else target
-        attempt = attempt.decode() if isinstance(attempt, bytes) else attempt
+    def lose_first_answer(method: str, url: str, headers: Mapping[str, str], body: bytes) -> None:
+        target, attempt = headers.get("x-amz-target", ""), headers.get("amz-sdk-request", "")
         if target.endswith(".PutItem") and attempt.startswith("attempt=1;"):
             lost.append(target)
-            botocore_stubber("before-send.dynamodb.PutItem", request)  # applied...
-            raise ReadTimeoutError(endpoint_url=request.url)  # ... and never answered
+            send(method, url, headers, body)  # applied...
+            raise TimeoutError("timed out")  # ... and never answered
 
-    get_store().client.meta.events.register_first("before-send.dynamodb", lose_first_answer)
+    intercept(get_store().client, lose_first_answer)
     # WHEN the visitor loads the page
     response = visit(site)
     # THEN the retry finds the marker and the visit is not counted: one under-counted, none twice

@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,40 +21,34 @@ from localsite.aws import DUMMY_ENVIRONMENT
 
 ROOT = definition.ROOT
 
-# Runs in the fresh interpreter: counts clients made (botocore's Session.create_client, which boto3 uses too)
-# and templates compiled (FileSystemLoader.get_source, called only for a template not yet in the cache).
+# Runs in the fresh interpreter: counts the functions' clients made (functions.dynamodb.Client) and templates
+# compiled (FileSystemLoader.get_source, called only for a template not yet in the cache).
 SCRIPT = r"""
 import importlib, json, os, sys
 
-from localsite.aws import local_aws  # moto first: only clients made after it are answered by it
+from localsite.aws import local_aws  # moto first: only clients made inside it are answered by it
 import boto3
-import botocore.session
-from botocore.awsrequest import AWSResponse
 from jinja2 import loaders
 
 import definition
+from functions import dynamodb
 from localsite.events import LambdaContext, rest_proxy_event, stream_event
 
 clients, templates = [], []
-create_client = botocore.session.Session.create_client
-def counting_create_client(self, service_name, *args, **kwargs):
-    clients.append(service_name)
-    return create_client(self, service_name, *args, **kwargs)
-botocore.session.Session.create_client = counting_create_client
+client_init = dynamodb.Client.__init__
+def counting_init(self, *args, **kwargs):
+    clients.append("dynamodb")
+    client_init(self, *args, **kwargs)
+dynamodb.Client.__init__ = counting_init
 get_source = loaders.FileSystemLoader.get_source
 def counting_get_source(self, environment, template):
     templates.append(template)
     return get_source(self, environment, template)
 loaders.FileSystemLoader.get_source = counting_get_source
 
-class Body:
-    def __init__(self, data): self.data = data
-    def stream(self, **_): yield self.data
-    def read(self, *_): return self.data
-
-def throttle(request, **_):
-    body = b'{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"slow down"}'
-    return AWSResponse(request.url, 400, {"Content-Type": "application/x-amz-json-1.0"}, Body(body))
+def throttle(method, url, headers, body):
+    answer = b'{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"slow down"}'
+    return 400, {"content-type": "application/x-amz-json-1.0"}, answer
 
 spec = next(f for f in definition.FUNCTIONS if f.name == sys.argv[1])
 with local_aws():
@@ -91,10 +84,10 @@ with local_aws():
         if "{tag}" in route.path:
             get(tag="no%20spaces")
         get(method="POST")
-        events = get_store().client.meta.events
-        events.register_first("before-send.dynamodb", throttle, unique_id="throttle")
+        client = get_store().client
+        client.transport, send = throttle, client.transport
         get()
-        events.unregister("before-send.dynamodb", unique_id="throttle")
+        client.transport = send
         setup.delete_table(TableName=table)
         get()
     print(json.dumps({"init": at_init, "statuses": statuses,
@@ -142,8 +135,8 @@ def test_the_stream_processor_builds_its_client_at_import_and_compiles_nothing()
 
 def test_without_table_name_importing_builds_no_client() -> None:
     # Tests and the local site import the handlers before moto is up; they build the store afterwards.
-    code = ("import json, botocore.session; made = []; create = botocore.session.Session.create_client\n"
-            "botocore.session.Session.create_client = lambda self, *a, **k: made.append(a[0]) or create(self, *a, **k)\n"
+    code = ("import json; from functions import dynamodb; made = []; init = dynamodb.Client.__init__\n"
+            "dynamodb.Client.__init__ = lambda self, *a, **k: made.append('dynamodb') or init(self, *a, **k)\n"
             "import functions.visit\nfrom functions.store import build_store, get_store\n"
             "try:\n    get_store()\nexcept RuntimeError as error:\n    problem = str(error)\n"
             "print(json.dumps({'made': made, 'problem': problem}))")
@@ -151,29 +144,6 @@ def test_without_table_name_importing_builds_no_client() -> None:
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=60, check=True)
     assert json.loads(done.stdout) == {"made": [], "problem": "TABLE_NAME is not set"}
-
-
-def test_no_function_imports_boto3_or_awscrt_even_where_awscrt_is_installed(tmp_path: Path) -> None:
-    # A stand-in awscrt on the path, as a runtime or a layer might carry the real one (about 50 ms per cold
-    # start, measured): botocore imports it whenever it can; the functions keep it out.
-    fake = tmp_path / "awscrt"
-    fake.mkdir()
-    (fake / "__init__.py").write_text("__version__ = '0.0.0'\n", encoding="utf-8")
-    (fake / "auth.py").write_text("", encoding="utf-8")
-    modules = [spec.handler.rsplit(".", 1)[0] for spec in definition.FUNCTIONS]
-    env = {"PATH": os.environ.get("PATH", ""), **DUMMY_ENVIRONMENT, "TABLE_NAME": "t", "PYTHONPATH": str(tmp_path),
-           "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
-
-    def loaded(code: str) -> dict[str, bool]:
-        code += "\nimport json, sys\nprint(json.dumps({m: sys.modules.get(m) is not None for m in ('awscrt', 'boto3')}))"
-        done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
-                              timeout=60, check=True)
-        return json.loads(done.stdout)
-
-    assert loaded("import botocore.compat")["awscrt"]  # botocore alone would import it
-    # GIVEN awscrt importable, WHEN every function's module is imported (each builds its client)
-    # THEN neither awscrt nor boto3 (its resource layer, which no request uses: botocore makes the client)
-    assert loaded("\n".join(f"import {module}" for module in modules)) == {"awscrt": False, "boto3": False}
 
 
 def test_the_bot_list_is_compiled_at_import_not_in_the_first_request() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
@@ -26,7 +26,7 @@ from functions.stream_processor import (
 )
 from localsite.events import LambdaContext
 
-from .conftest import TABLE, Fault, Site, load_event, record_calls
+from .conftest import TABLE, Fault, Site, intercept, load_event, record_calls
 
 
 def deliver(site: Site, records: list[dict[str, Any]], seconds: float = 30) -> dict[str, Any]:
@@ -224,18 +224,16 @@ def test_a_throttled_write_reports_the_whole_batch_for_retry(
 
 
 def test_a_write_that_times_out_reports_the_batch(site: Site, inject: Callable[..., Fault]) -> None:
-    from botocore.exceptions import ReadTimeoutError
-
     visit(site, "a")
     records = site.reader.read()
     attempts = []
 
-    def time_out(request: Any, **_: Any) -> None:
-        if request.headers.get("X-Amz-Target", b"").endswith(b".TransactWriteItems"):
-            attempts.append(request)
-            raise ReadTimeoutError(endpoint_url=request.url)
+    def time_out(method: str, url: str, headers: Mapping[str, str], body: bytes) -> None:
+        if headers.get("x-amz-target", "").endswith(".TransactWriteItems"):
+            attempts.append(headers)
+            raise TimeoutError("timed out")
 
-    get_store().client.meta.events.register_first("before-send.dynamodb", time_out)
+    intercept(get_store().client, time_out)
     result = deliver(site, records)
     assert result == {"batchItemFailures": [{"itemIdentifier": records[0]["dynamodb"]["SequenceNumber"]}]}
     assert len(attempts) == MAX_ATTEMPTS  # the client retried the timeout before giving up

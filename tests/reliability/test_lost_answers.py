@@ -4,8 +4,9 @@ The visit function's DynamoDB client retries a timed-out call (standard retry mo
 ``ADD`` is not idempotent: when DynamoDB applied it and the answer never arrived (a read timeout, a dropped
 connection), the SDK's retry adds the visit again. The visitor sees number n+1, number n is never shown, and
 since the tag item itself holds the extra visit, the total agrees with it and the reconcile command cannot
-see it. This test shows that behaviour with a real moto write and a real botocore timeout, so a change to it
-(e.g. a conditional write keyed by the request) is noticed.
+see it. This test shows that behaviour with a real moto write and a timeout where the client waits for its
+answer (``localsite.transport`` raises it after moto applied the write), so a change to it (e.g. a conditional
+write keyed by the request) is noticed.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from botocore.awsrequest import AWSPreparedRequest
-from botocore.exceptions import ReadTimeoutError
 from moto.core.models import botocore_stubber
 
 from functions.keys import PARTITION_KEY, TAG_PREFIX
@@ -47,7 +47,7 @@ class LoseAnswers:
             self.remaining -= 1
             self.lost += 1
         botocore_stubber(f"before-send.dynamodb.{operation}", request)  # DynamoDB applies the write...
-        raise ReadTimeoutError(endpoint_url=request.url)  # ... and its answer never reaches the function
+        raise TimeoutError("timed out")  # ... and its answer never reaches the function
 
 
 def test_a_lost_answer_to_a_visit_write_counts_the_visit_twice(state_dir: Path) -> None:

@@ -1,4 +1,4 @@
-"""A DynamoDB client on the standard library: the calls the functions make, as botocore makes them.
+"""The functions' DynamoDB client, on the standard library: the calls they make, as botocore makes them.
 
 JSON 1.0 protocol (``X-Amz-Target: DynamoDB_20120810.<Op>``), SigV4 with the session token, credentials and
 region from Lambda's environment variables, ``AWS_ENDPOINT_URL_DYNAMODB`` / ``AWS_ENDPOINT_URL`` as the SDKs
@@ -8,12 +8,12 @@ backoff and retry quota), and errors raised as botocore raises them: ``ClientErr
 ["Code"]`` and the modeled fields beside it (``Item``, ``CancellationReasons``).
 
 Request and response parameters are botocore's: the same keyword arguments in, the same dictionaries out.
+Importing botocore and building its client was most of every function's cold start (BENCHMARKS.md, Cold start).
 
-Not shipped: the functions use botocore. ``bench.coldstart`` puts this module into a copy of the code archive
-as ``functions/dynamodb.py`` (its "stdlib build") to measure what the client costs at a cold start; why it is
-not adopted is in BENCHMARKS.md ("The DynamoDB client on the standard library"). The tests
-(``tests/bench/test_stdlib_dynamodb.py``) hold it to botocore's behaviour, so the figures are those of a client
-that could ship.
+One seam: the ``Transport`` that sends one signed request and returns its answer. In Lambda it is
+``HTTPTransport``, the kept-alive connection; the local site and the tests hand the same signed requests to
+moto in their own process (``localsite.transport``, installed with ``use_transport`` by
+``localsite.aws.local_aws``), where fault hooks and call recorders see them.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import random
 import sys
 import time
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -63,6 +63,11 @@ THROTTLING_BASE_SECONDS = 1.0
 TRANSIENT_BASE_SECONDS = 0.025  # botocore's figure for DynamoDB
 RETRY_AFTER_HEADER = "x-amz-retry-after"
 QUOTA_CAPACITY, RETRY_COST, THROTTLING_RETRY_COST, NO_RETRY_INCREMENT = 500, 14, 5, 1
+
+
+Transport = Callable[[str, str, Mapping[str, str], bytes], tuple[int, Mapping[str, str], bytes]]
+"""``transport(method, url, headers, body) -> (status, headers, body)``: one HTTP exchange. No answer (the
+connection failed, the answer did not come in time) is an ``OSError`` or ``http.client.HTTPException``."""
 
 
 class HTTPClientError(Exception):
@@ -145,16 +150,72 @@ def _host(parts: Any) -> str:
     return host if parts.port in (None, default) else f"{host}:{parts.port}"
 
 
+class HTTPTransport:
+    """One kept-alive HTTP(S) connection to ``url``'s host, opened on first use and again after a failure."""
+
+    def __init__(self, url: str, timeout: float = TIMEOUT_SECONDS) -> None:
+        parts = urlsplit(url)
+        self._https = parts.scheme == "https"
+        self._address = (parts.hostname, parts.port)
+        self.timeout = timeout
+        self._connection: http.client.HTTPConnection | None = None
+
+    def __call__(self, method: str, url: str, headers: Mapping[str, str], body: bytes
+                 ) -> tuple[int, dict[str, str], bytes]:
+        try:
+            connection = self._connection
+            if connection is None:
+                kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+                connection = self._connection = kind(*self._address, timeout=self.timeout)
+            connection.request(method, urlsplit(url).path or "/", body, dict(headers))
+            response = connection.getresponse()
+            content = response.read()
+            answer_headers = {name.lower(): value for name, value in response.getheaders()}
+            if response.will_close:
+                self.close()
+            return response.status, answer_headers, content
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Close the connection (the next request opens a new one)."""
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+_local_transport: Transport | None = None
+
+
+def use_transport(transport: Transport | None) -> Transport | None:
+    """Make clients built from now on send through ``transport`` (``None``: over HTTP); returns the previous one.
+
+    For the local site and the tests, which answer from moto in their own process; Lambda never calls it.
+    """
+    global _local_transport
+    previous, _local_transport = _local_transport, transport
+    return previous
+
+
+def retry_delay(attempt: int, throttled: bool, retry_after: float | None) -> float:
+    """Seconds to wait before retry ``attempt + 1`` (botocore's standard mode: full jitter, capped)."""
+    base = THROTTLING_BASE_SECONDS if throttled else TRANSIENT_BASE_SECONDS
+    delay = random.random() * min(base * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS)
+    return max(delay, min(retry_after or 0.0, delay + 5))
+
+
 class Client:
     """A DynamoDB client for one container: build it once, at init, and reuse it (one kept-alive connection).
 
     Credentials (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``) and region
-    (``AWS_REGION``, else ``AWS_DEFAULT_REGION``) come from ``environ``, as Lambda sets them. Not thread-safe:
-    a Lambda container serves one request at a time.
+    (``AWS_REGION``, else ``AWS_DEFAULT_REGION``) come from ``environ``, as Lambda sets them. Its HTTP
+    transport is not thread-safe: a Lambda container serves one request at a time. (The local site's threads
+    share one client through ``localsite.transport``, which keeps no connection.)
     """
 
     def __init__(self, environ: Mapping[str, str] | None = None, *, max_attempts: int = MAX_ATTEMPTS,
-                 timeout: float = TIMEOUT_SECONDS) -> None:
+                 timeout: float = TIMEOUT_SECONDS, transport: Transport | None = None) -> None:
         env = os.environ if environ is None else environ
         self.region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or ""
         if not self.region:
@@ -168,13 +229,13 @@ class Client:
         parts = urlsplit(self.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) endpoint URL: {self.url!r}")
-        self._https = parts.scheme == "https"
-        self._address = (parts.hostname, parts.port)
         self.host = _host(parts)
         self.path = parts.path or "/"
+        self.request_url = f"{parts.scheme}://{parts.netloc}{self.path}"
+        """What each request is sent to: the endpoint, with its path."""
         self.max_attempts = max_attempts
         self.timeout = timeout
-        self._connection: http.client.HTTPConnection | None = None
+        self.transport: Transport = transport or _local_transport or HTTPTransport(self.url, timeout)
         self._keys: dict[str, bytes] = {}
         self._quota = QUOTA_CAPACITY
         self._last_cost = RETRY_COST
@@ -230,13 +291,12 @@ class Client:
             attempt += 1
             timestamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
             headers = self.signed_headers(operation, body, timestamp)
+            # Unsigned, as botocore sends it: which attempt this is (servers and tests may tell retries apart).
+            headers["amz-sdk-request"] = f"attempt={attempt}; max={self.max_attempts}"
             status, answer_headers, content, failure = self._send(headers, body)
             retry, throttled = self._retryable(status, answer_headers, content, failure)
             if retry and attempt < self.max_attempts and self._acquire(throttled):
-                base = THROTTLING_BASE_SECONDS if throttled else TRANSIENT_BASE_SECONDS
-                delay = random.random() * min(base * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS)
-                delay = max(delay, min(_retry_after(answer_headers) or 0.0, delay + 5))
-                time.sleep(delay)
+                time.sleep(retry_delay(attempt, throttled, _retry_after(answer_headers)))
                 continue
             metadata = {
                 "RequestId": answer_headers.get("x-amzn-requestid", ""),
@@ -288,31 +348,18 @@ class Client:
               ) -> tuple[int | None, dict[str, str], bytes, HTTPClientError | None]:
         """One attempt: ``(status, lower-cased headers, body, None)`` or ``(None, {}, b"", the failure)``."""
         try:
-            connection = self._connection
-            if connection is None:
-                if self._https:
-                    connection = http.client.HTTPSConnection(*self._address, timeout=self.timeout)
-                else:
-                    connection = http.client.HTTPConnection(*self._address, timeout=self.timeout)
-                self._connection = connection
-            connection.request("POST", self.path, body, dict(headers))
-            response = connection.getresponse()
-            content = response.read()
-            answer_headers = {name.lower(): value for name, value in response.getheaders()}
-            if response.will_close:
-                self.close()
-            return response.status, answer_headers, content, None
+            status, answer_headers, content = self.transport("POST", self.request_url, headers, body)
         except (OSError, http.client.HTTPException) as error:
-            self.close()
             failure = ConnectionError(f"{type(error).__name__} on {self.url}: {error}")
             failure.__cause__ = error
             return None, {}, b"", failure
+        return status, {name.lower(): value for name, value in answer_headers.items()}, content, None
 
     def close(self) -> None:
-        """Close the kept-alive connection (the next call opens a new one)."""
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        """Close the kept-alive connection, if the transport keeps one (the next call opens a new one)."""
+        close = getattr(self.transport, "close", None)
+        if close is not None:
+            close()
 
 
 def _crc_mismatch(headers: Mapping[str, str], content: bytes) -> bool:

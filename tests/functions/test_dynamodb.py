@@ -1,6 +1,6 @@
-"""The DynamoDB client on the standard library that the cold-start benchmark's stdlib build runs: botocore's
-signatures, AWS's test vectors, moto's server, and botocore's standard-mode retries, errors and CRC32 check
-against a scripted HTTP server (what the figures measure must be a client that could ship)."""
+"""The functions' DynamoDB client (``functions.dynamodb``, on the standard library): botocore's signatures,
+AWS's test vectors, moto's server and moto in-process (the local site's transport), and botocore's
+standard-mode retries, errors and CRC32 check against a scripted HTTP server."""
 
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import definition
-from bench import stdlib_dynamodb as dynamodb
-from bench.stdlib_dynamodb import ChecksumError, Client, ClientError, ConnectionError
+from functions import dynamodb
+from functions.dynamodb import ChecksumError, Client, ClientError, ConnectionError
 from functions.keys import PARTITION_KEY, marker_key, tag_key
 from functions.store import Store
 
@@ -193,11 +193,13 @@ def test_an_endpoint_that_is_not_http_is_refused() -> None:
 # --- Against moto's server -------------------------------------------------------------------------------------
 
 TABLE = "tag-counter-stdlib"
+IN_PROCESS_TABLE = "tag-counter-in-process"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def moto_client() -> Iterator[Client]:
-    """The client against ``ThreadedMotoServer`` (moto's in-process backends over HTTP), with a fresh table."""
+    """The client against ``ThreadedMotoServer`` (moto's in-process backends over HTTP), with a fresh table
+    (per test: other tests of the same process reset moto's backends)."""
     from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -205,9 +207,14 @@ def moto_client() -> Iterator[Client]:
     try:
         host, port = server.get_host_and_port()
         env = {**ENV, "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://{host}:{port}"}
-        definition.create_table(boto3.client("dynamodb", region_name="us-east-1",
-                                             endpoint_url=env["AWS_ENDPOINT_URL"]), TABLE)
-        yield Client(env)
+        setup = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=env["AWS_ENDPOINT_URL"])
+        if TABLE in setup.list_tables()["TableNames"]:
+            setup.delete_table(TableName=TABLE)  # moto's backends outlive its server: left by another test
+        definition.create_table(setup, TABLE)
+        try:
+            yield Client(env)
+        finally:
+            setup.delete_table(TableName=TABLE)  # moto's backends outlive its server
     finally:
         server.stop()
 
@@ -250,6 +257,42 @@ def test_a_cancelled_transaction_carries_its_reasons(moto_client: Client) -> Non
         ])
     assert failed.value.response["Error"]["Code"] == "TransactionCanceledException"
     assert [r["Code"] for r in failed.value.response["CancellationReasons"]] == ["None", "ConditionalCheckFailed"]
+
+
+def test_in_process_moto_answers_the_same_through_the_local_transport() -> None:
+    # GIVEN moto in this process (the tests' and the local site's): clients built inside get its transport
+    from localsite.aws import local_aws
+    from localsite.transport import moto_transport
+
+    with local_aws():
+        definition.create_table(boto3.client("dynamodb", region_name="us-east-1"), IN_PROCESS_TABLE)
+        client = Client({**ENV, "AWS_REGION": "us-east-1"})
+        assert client.transport is moto_transport
+        store = Store(client, IN_PROCESS_TABLE)
+        # THEN the store's calls, a failed condition's old item and a cancelled transaction's reasons work alike
+        assert [store.record_visit("ünïcode").visits for _ in range(2)] == [1, 2]
+        assert store.read_counts("ünïcode")[0].visits == 2
+        client.put_item(TableName=IN_PROCESS_TABLE, Item={**tag_key("held"), "visits": {"N": "7"}})
+        with pytest.raises(ClientError) as failed:
+            client.put_item(TableName=IN_PROCESS_TABLE, Item=tag_key("held"),
+                            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                            ConditionExpression="attribute_not_exists(#pk)",
+                            ExpressionAttributeNames={"#pk": PARTITION_KEY})
+        assert failed.value.response["Item"] == {**tag_key("held"), "visits": {"N": "7"}}
+        with pytest.raises(ClientError) as missing:
+            client.get_item(TableName="no-such-table", Key=tag_key("t"))
+        assert missing.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    # AND a client built outside moto goes over HTTP again
+    assert isinstance(Client(ENV).transport, dynamodb.HTTPTransport)
+
+
+def test_a_transport_that_finds_no_moto_is_a_connection_error() -> None:
+    from localsite.transport import moto_transport
+
+    client = Client(ENV, transport=moto_transport)  # moto is not running: nothing answers
+    with mock.patch("functions.dynamodb.retry_delay", return_value=0):
+        with pytest.raises(ConnectionError, match="moto does not answer"):
+            client.get_item(TableName="t", Key=tag_key("a"))
 
 
 def test_an_error_answer_has_its_code(moto_client: Client) -> None:
@@ -311,7 +354,7 @@ def scripted() -> Iterator[tuple[Script, Client]]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     client = Client({**ENV, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{server.server_address[1]}"}, timeout=0.5)
-    with mock.patch("bench.stdlib_dynamodb.random.random", return_value=0.0):  # no backoff wait
+    with mock.patch("functions.dynamodb.random.random", return_value=0.0):  # no backoff wait
         yield script, client
     script.release.set()
     client.close()
@@ -330,6 +373,8 @@ def test_a_call_sends_the_json_protocol_signed_and_keeps_its_connection(scripted
     assert first["headers"]["x-amz-security-token"] == "token"
     assert first["headers"]["authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
     assert json.loads(first["body"]) == {"TableName": "t", "Key": tag_key("é")}
+    assert first["headers"]["amz-sdk-request"] == "attempt=1; max=3"  # unsigned, as botocore sends it
+    assert "amz-sdk-request" not in first["headers"]["authorization"]
     assert first["peer"] == second["peer"]  # one kept-alive connection
 
 
@@ -346,7 +391,7 @@ def test_throttling_transient_errors_and_bad_checksums_are_retried(
     answer = client.update_item(TableName="t", Key=tag_key("a"), UpdateExpression="ADD visits :one")
     assert answer["Attributes"] == {"visits": {"N": "3"}}
     assert answer["ResponseMetadata"]["RetryAttempts"] == 1
-    assert len(script.seen) == 2
+    assert [seen["headers"]["amz-sdk-request"] for seen in script.seen] == ["attempt=1; max=3", "attempt=2; max=3"]
 
 
 def test_retries_stop_at_the_attempt_bound_with_the_last_error(scripted: tuple[Script, Client]) -> None:
@@ -396,7 +441,7 @@ def test_a_retry_after_header_lengthens_the_wait(scripted: tuple[Script, Client]
     script.answers += [_error(400, "ThrottlingException") + (), _answer(200, {})]
     status, content, headers = script.answers[0]
     script.answers[0] = (status, content, {**headers, "x-amz-retry-after": "40"})
-    with mock.patch("bench.stdlib_dynamodb.time.sleep") as slept:
+    with mock.patch("functions.dynamodb.time.sleep") as slept:
         client.get_item(TableName="t", Key=tag_key("a"))
     slept.assert_called_once_with(0.04)
 
@@ -408,3 +453,22 @@ def test_the_time_signed_is_utc_now(scripted: tuple[Script, Client]) -> None:
     client.get_item(TableName="t", Key=tag_key("a"))
     signed = datetime.strptime(script.seen[0]["headers"]["x-amz-date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
     assert before <= signed <= datetime.now(timezone.utc)
+
+
+def test_no_function_imports_botocore_or_boto3() -> None:
+    # GIVEN a fresh interpreter with TABLE_NAME set, WHEN each function's handler module is imported (each
+    # builds its client), THEN neither botocore nor boto3 is imported: the archive does not need them
+    import subprocess
+    import sys
+
+    from localsite.aws import DUMMY_ENVIRONMENT
+
+    modules = [spec.handler.rsplit(".", 1)[0] for spec in definition.FUNCTIONS]
+    code = "import sys\nsys.modules['botocore'] = sys.modules['boto3'] = None  # importing either fails\n" + (
+        "\n".join(f"import {module}" for module in modules)) + (
+        "\nimport json\nprint(json.dumps(sorted(m for m in sys.modules if sys.modules[m] is not None and "
+        "m.split('.')[0] in ('botocore', 'boto3', 'awscrt', 's3transfer'))))")
+    env = {"PATH": "/usr/bin:/bin", **DUMMY_ENVIRONMENT, "TABLE_NAME": "t"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=definition.ROOT, env=env, capture_output=True,
+                          text=True, timeout=60, check=True)
+    assert json.loads(done.stdout) == []
