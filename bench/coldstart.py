@@ -250,11 +250,7 @@ class StreamFeed:
         self._visits = 0
 
     def prime(self, tags: int = 20) -> None:
-        """Create the feed's tags and drop their records, so later batches hold only visits that count.
-
-        (moto writes a key-only INSERT before the real one when an update creates an item; a batch made of
-        that record alone changes nothing and rightly writes nothing.)
-        """
+        """Create the feed's tags and drop their records, so later batches hold only visits that count."""
         self.records(2 * tags, tags)
         self._read_stream()
         self._pending.clear()

@@ -7,7 +7,7 @@ the same for each day of the history (``functions.history``), with two rules of 
   (the total drops its own expired days the same way); a REMOVE subtracts every day it held;
 - only the days the total keeps count: the window ending today, and ``CLOCK_MARGIN_DAYS`` ahead of it for a
   writer whose clock has passed midnight. Older days have left the total's window.
-Deltas, not record counts, make replays, no-op writes, moto's extra key-only INSERT on an upsert, deletions
+Deltas, not record counts, make replays, no-op writes, an item put with its key alone, deletions
 and manual corrections all come out right. Records of other items (the total, the batch markers) never count:
 the event source mapping filters them out and this code checks again. A malformed record is logged and skipped.
 
@@ -134,7 +134,7 @@ def _visits(image: Mapping[str, Any] | None) -> int:
     if not isinstance(image, Mapping):
         raise MalformedRecord("image is not a map")
     if image.get(COUNT_ATTRIBUTE) is None:
-        return 0  # e.g. moto's key-only INSERT on an upsert
+        return 0  # e.g. an item put with its key alone
     return _number(image, COUNT_ATTRIBUTE)
 
 

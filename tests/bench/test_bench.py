@@ -186,11 +186,12 @@ def test_cold_start_figures_and_import_breakdown():
     assert by_name["visit"].cold_goal_ms(256) == coldstart.COLD_GOAL * coldstart.BASELINE_MODELLED_MS["visit"][256]
     assert by_name["stream"].cold_goal_ms(256) is None and by_name["stream"].cold_met(256) is None
     # Nothing is imported beyond the floor but the functions' own modules (whose import builds the client and
-    # compiles the templates), and boto3's resource layer, which no request needs, is not imported at all.
+    # compiles the templates), and botocore, the floor's largest import (the functions' client is on the standard
+    # library), is not imported at all. (The list is the floor's six slowest packages: boto3 may fall off it.)
     for result in results:
         # (the visit page also imports its bot list, crawlerdetect: its requests need it)
         assert set(dict(result.extra_imports)) <= {"functions", "crawlerdetect"}, result.extra_imports
-        assert "boto3" in dict(result.avoided_imports)
+        assert "botocore" in dict(result.avoided_imports)
 
 
 def test_importtime_breakdown_keeps_only_what_the_floor_lacks():

@@ -72,7 +72,7 @@ def test_captured_records_take_the_fast_path_and_agree(index: int, monkeypatch: 
 
 
 def test_a_tag_insert_without_a_count_is_read_by_the_checked_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    # moto's key-only INSERT on an upsert: no count, which counts 0.
+    # an item put with its key alone: no count, which counts 0.
     record = copy.deepcopy(captured_records()[0])
     del record["dynamodb"]["NewImage"]["visits"]
     calls: list[Any] = []
