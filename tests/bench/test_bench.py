@@ -22,7 +22,7 @@ from bench.coldstart import extra_imports, measure_cold_starts, parse_importtime
 from bench.packages import measure_packages
 from bench.report import NOT_MEASURED, Report, legend, render_markdown, render_table, summary_rows
 from bench.roundtrips import BUDGET, measure_round_trips, regressions
-from bench.siteload import measure_site
+from bench.siteload import NEW_TAG_PAGE, measure_site
 from bench.warm import _Body, measure_warm
 from functions.keys import TOTAL_KEY
 
@@ -211,8 +211,9 @@ def test_importtime_breakdown_keeps_only_what_the_floor_lacks():
 
 def test_site_load_counts_every_visit_and_measures_the_lag():
     result = measure_site(SETTINGS, clients=2, requests=12, drain_timeout=30)
-    assert [page.requests for page in result.pages] == [12, 12]
+    assert [page.requests for page in result.pages] == [12, 12, 12]
     assert all(page.errors == 0 and page.per_second > 0 for page in result.pages)
+    assert result.new_tag_ratio > 0 and result.page(NEW_TAG_PAGE) is result.pages[-1]
     assert result.total_after - result.total_before == result.visits_answered == 12
     assert result.lag_samples == 12 and result.lag_unresolved == 0
     assert result.lag_median_ms >= 0 and result.lag_p99_ms >= result.lag_median_ms
