@@ -64,6 +64,9 @@ def _requests(round_: int) -> list[dict[str, Any]]:
         _update("old", "REMOVE l[0], m.a, gone"),
         _update(f"{new}-set", "SET a = :v, b = :w", {":v": {"S": "v"}, ":w": {"BOOL": True}}),
         _update(f"{new}-range", "ADD visits :one", one, table="range"),
+        # a value a new item took from its expression, then changed in place: the next new item's is its own
+        _update(f"{new}-shared", "SET ss = :ss", {":ss": {"SS": ["a"]}}),
+        _update(f"{new}-shared", "ADD ss :more", {":more": {"SS": ["b"]}}),
         # refused: bad paths, names, values, keywords, clauses, keys, types
         _update(f"{new}-nested", "SET m.a = :one", one),
         _update(f"{new}-missing", "SET n = n + :one", one),
