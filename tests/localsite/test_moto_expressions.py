@@ -49,7 +49,8 @@ def _requests(round_: int) -> list[dict[str, Any]]:
         _update(f"{new}-short", "ADD visits :one", one, ReturnValues="UPDATED_OLD"),
         # a failed condition returns the old item
         _update("old", "ADD visits :one", one, ConditionExpression="visits > :big",
-                ExpressionAttributeValues={**one, ":big": {"N": "1000"}}, ReturnValuesOnConditionCheckFailure="ALL_OLD"),
+                ExpressionAttributeValues={**one, ":big": {"N": "1000"}},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD"),
         # paths that start with the key: a new item's two checks differ (none, then the key alone)
         _update(f"{new}-key", "SET copied = if_not_exists(pk, :v)", {":v": {"S": "none"}}),
         _update(f"{new}-key-name", "SET copied = if_not_exists(#k, :v)", {":v": {"S": "none"}}, {"#k": "pk"}),
