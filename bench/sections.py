@@ -5,7 +5,7 @@ Add a measurement with one module exposing ``SECTION`` and one line here.
 
 from __future__ import annotations
 
-from bench import history, honest, packages, siterestart, sitesoak, sweep
+from bench import history, honest, packages, siteimport, siterestart, sitesoak, sweep
 from bench.section import Section
 
 SECTIONS: tuple[Section, ...] = (
@@ -15,4 +15,5 @@ SECTIONS: tuple[Section, ...] = (
     sitesoak.SECTION,
     siterestart.SECTION,
     sweep.SECTION,
+    siteimport.SECTION,
 )

@@ -134,6 +134,8 @@ EMPTY_ITEM_TREES_KEPT = 16
 _new_item = threading.local()
 """The tree moto's check before creating an item gave, for its check of the item it then creates."""
 _TYPE_SETS: dict[frozenset[type], frozenset[type]] = {}
+_KINDS: dict[tuple[type, ...], dict[type, tuple[bool, bool]]] = {}
+_WANTED: dict[tuple[type, ...], dict[frozenset[type], bool]] = {}
 """Every distinct set of node types a subtree has held (a few dozen): one object each, pickled once per tree."""
 
 
@@ -353,8 +355,9 @@ def _traverse_with_map_once(self: DepthFirstTraverser, node: Any, child_id: int 
     if getattr(pre, "__func__", None) is DepthFirstTraverser.pre_processing_of_child:
         pre = None
     process = self.process
-    kinds: dict[type, tuple[bool, bool]] = {}  # a type's (is a node, is processed): isinstance is slow on ABCs
-    wanted: dict[frozenset[type], bool] = {}  # a subtree's types: whether any is processed
+    # isinstance and issubclass are slow on moto's ABCs: what they answer is kept for each walker's node types
+    kinds = _KINDS.setdefault(node_types, {})  # a type's (is a node, is processed)
+    wanted = _WANTED.setdefault(node_types, {})  # a subtree's types: whether any is processed
 
     def walk(node: Any, child_id: int) -> tuple[Any, bool]:
         kind = type(node)
