@@ -193,7 +193,7 @@ def summary_rows(report: Report) -> list[Row]:
                             _status(page.per_second >= NEW_TAG_GOAL_PER_SECOND) if new_tag else NO_GOAL))
         ratio = report.site.new_tag_ratio
         if ratio == ratio:  # both measured
-            rows.append(Row("local site: new-tag / count rate", f"{ratio:.2f}x (one after the other)",
+            rows.append(Row("local site: new-tag/count", f"{ratio:.2f}x (one after the other)",
                             f">= {NEW_TAG_RATIO_GOAL:g}x", _status(ratio >= NEW_TAG_RATIO_GOAL)))
         unresolved = report.site.lag_unresolved
         rows.append(Row("local site: stream lag",

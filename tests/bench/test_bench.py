@@ -15,14 +15,14 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 import definition
-from bench import capacity, cost, history, packages, sitesoak
+from bench import capacity, cost, history, packages, siteimport, sitesoak, sweep
 from bench.__main__ import cost_inputs, guard
 from bench import coldstart
 from bench.coldstart import extra_imports, measure_cold_starts, parse_importtime
 from bench.packages import measure_packages
 from bench.report import NOT_MEASURED, Report, legend, render_markdown, render_table, summary_rows
 from bench.roundtrips import BUDGET, measure_round_trips, regressions
-from bench.siteload import NEW_TAG_PAGE, measure_site
+from bench.siteload import COUNT_PAGE, NEW_TAG_PAGE, SiteLoad, Throughput, measure_site
 from bench.warm import _Body, measure_warm
 from functions.keys import TOTAL_KEY
 
@@ -279,6 +279,8 @@ def _full_report(round_trips) -> Report:
         (packages.SECTION, measure_packages(layer=False)),
         (sitesoak.SECTION, _wide_soak()),
         (history.SECTION, (widest_history, SETTINGS)),
+        (sweep.SECTION, sweep.Sweep(200_000, 50_000, 50_000, 99999.0, 9999.0, 9999.0, 9999)),
+        (siteimport.SECTION, siteimport.Import(200_000, 9.0, 99.99, 99.99)),
     ]
     return report
 
@@ -313,6 +315,8 @@ def test_cost_model_and_report(round_trips):
 
 def test_the_summary_fits_100_columns_and_its_ratios_read_right_beside_their_times(round_trips):
     report = _full_report(round_trips)
+    report.site = SiteLoad(pages=[Throughput(page, 16, 9999, 9999, 1.0, 9999.0, 9999.0)
+                                  for page in ("visit (GET /tags/{tag})", COUNT_PAGE, NEW_TAG_PAGE)])
     rows = {row.figure: row for row in summary_rows(report)}
     # Each ratio is the ratio of the two times printed beside it.
     assert rows["cold home: init"].value == "150 ms CPU = 1.20x floor (125 ms)"
@@ -328,6 +332,10 @@ def test_the_summary_fits_100_columns_and_its_ratios_read_right_beside_their_tim
     # count: (40 + 1.25 / (256 / 1769)) / (155 + 2.5 / (256 / 1769)) = 48.6 / 172.3; visit 96.9 / 173.8
     assert rows["stdlib client: routes at 256 MB"].value == "0.28x-0.56x botocore's"
     assert rows["stdlib client: routes at 256 MB"].status == "NOT MET"
+    # New-tag visits against count pages of the same run, and against their own rate goal
+    assert rows["local site: new-tag/count"].value.startswith("1.00x") and rows["local site: new-tag/count"].goal \
+        == ">= 0.7x" and rows["local site: new-tag/count"].status == "met"
+    assert rows["local site: new-tag visit"].goal == ">= 150 req/s" and rows["local site: count"].goal == "-"
     lines = render_table(list(rows.values())).splitlines() + legend(report)
     assert max(len(line) for line in lines) <= 100, max(lines, key=len)
     # The legend explains the words and says what fails the run.
