@@ -24,7 +24,7 @@ from bench.coldstart import (
 from bench.cost import CostInputs, CostModel, LineItem, MemoryOption
 from bench.roundtrips import BUDGET, RoundTrips
 from bench.section import FAILS, MET, NO_GOAL, NOT_MEASURED, NOT_MET, SUMMARY_WIDTH, Row, Section, status
-from bench.siteload import POLL_SECONDS, SiteLoad
+from bench.siteload import NEW_TAG_GOAL_PER_SECOND, NEW_TAG_PAGE, NEW_TAG_RATIO_GOAL, POLL_SECONDS, SiteLoad
 from bench.warm import ABSOLUTE_GOAL_MS, WarmResult
 
 __all__ = ["FAILS", "MET", "NOT_MET", "NO_GOAL", "NOT_MEASURED", "Report", "Row", "legend", "render_markdown",
@@ -185,9 +185,15 @@ def summary_rows(report: Report) -> list[Row]:
         rows += section.rows(result)
     if report.site is not None:
         for page in report.site.pages:
+            new_tag = page.page == NEW_TAG_PAGE
             rows.append(Row(f"local site: {page.page.split(' (')[0]}",
                             f"{page.per_second:.0f} req/s, {page.clients} clients, {page.errors} errors",
-                            NO_GOAL, NO_GOAL))
+                            f">= {NEW_TAG_GOAL_PER_SECOND} req/s" if new_tag else NO_GOAL,
+                            _status(page.per_second >= NEW_TAG_GOAL_PER_SECOND) if new_tag else NO_GOAL))
+        ratio = report.site.new_tag_ratio
+        if ratio == ratio:  # both measured
+            rows.append(Row("local site: new-tag/count", f"{ratio:.2f}x (one after the other)",
+                            f">= {NEW_TAG_RATIO_GOAL:g}x", _status(ratio >= NEW_TAG_RATIO_GOAL)))
         unresolved = report.site.lag_unresolved
         rows.append(Row("local site: stream lag",
                         f"median {_ms(report.site.lag_median_ms)}, p99 {_ms(report.site.lag_p99_ms)}",
@@ -630,7 +636,17 @@ def _site_section(report: Report) -> list[str]:
         f"{site.total_before}, after {site.total_after}, visits answered {site.visits_answered} "
         f"({'no visit lost' if site.total_after - site.total_before == site.visits_answered else 'COUNTS DIFFER'}).",
         "",
+        *_new_tag_text(site),
     ]
+
+
+def _new_tag_text(site: SiteLoad) -> list[str]:
+    ratio = site.new_tag_ratio
+    if ratio != ratio:
+        return []
+    return [f"Visits to tags never seen before (moto creates each item; the slowest visit there is), right after "
+            f"the count pages: {ratio:.2f}x their rate (goal: at least {NEW_TAG_RATIO_GOAL:g}x, and "
+            f"{NEW_TAG_GOAL_PER_SECOND} visits/s).", ""]
 
 
 def _cost_section(report: Report) -> list[str]:

@@ -5,7 +5,7 @@ Add a measurement with one module exposing ``SECTION`` and one line here.
 
 from __future__ import annotations
 
-from bench import history, honest, packages, siterestart, sitesoak
+from bench import history, honest, packages, siteimport, siterestart, sitesoak, sweep
 from bench.section import Section
 
 SECTIONS: tuple[Section, ...] = (
@@ -14,4 +14,6 @@ SECTIONS: tuple[Section, ...] = (
     packages.SECTION,
     sitesoak.SECTION,
     siterestart.SECTION,
+    sweep.SECTION,
+    siteimport.SECTION,
 )

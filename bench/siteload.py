@@ -27,6 +27,11 @@ from functions.keys import COUNT_ATTRIBUTE, total_key
 
 POLL_SECONDS = 0.02
 TAGS = 50
+NEW_TAG_PAGE = "new-tag visit (GET /tags/{new tag})"
+COUNT_PAGE = "count (GET /counts/{tag})"
+NEW_TAG_RATIO_GOAL = 0.7
+"""Visits to tags never seen before (the slowest visit: moto creates the item) against count pages, per second."""
+NEW_TAG_GOAL_PER_SECOND = 150
 
 
 @dataclass
@@ -62,6 +67,16 @@ class SiteLoad:
     visits_answered: int = 0
     batch_window_seconds: int = 0
     batch_size: int = 0
+
+    def page(self, name: str) -> Throughput | None:
+        """The figures of one page (``None``: not measured)."""
+        return next((page for page in self.pages if page.page == name), None)
+
+    @property
+    def new_tag_ratio(self) -> float:
+        """New-tag visits per second against count pages per second, measured one after the other."""
+        new, count = self.page(NEW_TAG_PAGE), self.page(COUNT_PAGE)
+        return new.per_second / count.per_second if new and count and count.per_second else float("nan")
 
 
 class _TotalPoller:
@@ -129,7 +144,8 @@ def measure_site(
     seconds: float = 60.0,
     drain_timeout: float = 60.0,
 ) -> SiteLoad:
-    """Load the visit and count pages of a fresh local site, ``requests`` each, and measure the stream lag."""
+    """Load the visit and count pages of a fresh local site, ``requests`` each, and measure the stream lag;
+    then as many visits to tags never seen before, right after the count pages (their rates compared)."""
     from localsite.site import LocalSite  # imported here: it starts nothing until start()
 
     result = SiteLoad(batch_window_seconds=settings.stream_batching_window_seconds,
@@ -165,7 +181,10 @@ def measure_site(
             result.lag_median_ms = median(lags)
             result.lag_p99_ms = percentile(lags, 99)
             counts = _load(site.url, count_paths, clients, requests, seconds)
-            result.pages.append(_throughput("count (GET /counts/{tag})", clients, counts))
+            result.pages.append(_throughput(COUNT_PAGE, clients, counts))
+            new_paths = [f"/tags/bench-new-{index}" for index in range(requests)]  # each tag once
+            result.pages.append(_throughput(NEW_TAG_PAGE, clients, _load(site.url, new_paths, clients, requests,
+                                                                        seconds)))
         finally:
             site.stop()
     return result

@@ -14,14 +14,14 @@ from typing import Any
 import pytest
 
 import definition
-from bench import capacity, cost, history, packages, sitesoak
+from bench import capacity, cost, history, packages, siteimport, sitesoak, sweep
 from bench.__main__ import cost_inputs, guard
 from bench import coldstart
 from bench.coldstart import extra_imports, measure_cold_starts, parse_importtime
 from bench.packages import measure_packages
 from bench.report import NOT_MEASURED, Report, legend, render_markdown, render_table, summary_rows
 from bench.roundtrips import BUDGET, measure_round_trips, regressions
-from bench.siteload import measure_site
+from bench.siteload import COUNT_PAGE, NEW_TAG_PAGE, SiteLoad, Throughput, measure_site
 from bench.warm import measure_warm
 from functions.keys import TOTAL_KEY
 
@@ -209,8 +209,9 @@ def test_importtime_breakdown_keeps_only_what_the_floor_lacks():
 
 def test_site_load_counts_every_visit_and_measures_the_lag():
     result = measure_site(SETTINGS, clients=2, requests=12, drain_timeout=30)
-    assert [page.requests for page in result.pages] == [12, 12]
+    assert [page.requests for page in result.pages] == [12, 12, 12]
     assert all(page.errors == 0 and page.per_second > 0 for page in result.pages)
+    assert result.new_tag_ratio > 0 and result.page(NEW_TAG_PAGE) is result.pages[-1]
     assert result.total_after - result.total_before == result.visits_answered == 12
     assert result.lag_samples == 12 and result.lag_unresolved == 0
     assert result.lag_median_ms >= 0 and result.lag_p99_ms >= result.lag_median_ms
@@ -269,6 +270,8 @@ def _full_report(round_trips) -> Report:
         (packages.SECTION, measure_packages(layer=False)),
         (sitesoak.SECTION, _wide_soak()),
         (history.SECTION, (widest_history, SETTINGS)),
+        (sweep.SECTION, sweep.Sweep(200_000, 50_000, 50_000, 99999.0, 9999.0, 9999.0, 9999)),
+        (siteimport.SECTION, siteimport.Import(200_000, 9.0, 99.99, 99.99)),
     ]
     return report
 
@@ -303,6 +306,8 @@ def test_cost_model_and_report(round_trips):
 
 def test_the_summary_fits_100_columns_and_its_ratios_read_right_beside_their_times(round_trips):
     report = _full_report(round_trips)
+    report.site = SiteLoad(pages=[Throughput(page, 16, 9999, 9999, 1.0, 9999.0, 9999.0)
+                                  for page in ("visit (GET /tags/{tag})", COUNT_PAGE, NEW_TAG_PAGE)])
     rows = {row.figure: row for row in summary_rows(report)}
     # Each ratio is the ratio of the two times printed beside it.
     assert rows["cold home: init"].value == "150 ms CPU = 1.20x floor (125 ms)"
@@ -318,6 +323,10 @@ def test_the_summary_fits_100_columns_and_its_ratios_read_right_beside_their_tim
     # visit: (70 + 2.0 / (256 / 1769)) / (150 + 2.5 / (256 / 1769)) = 83.8 / 167.3; home 170.7 / 142.3
     assert rows["client: routes at 256 MB"].value == "0.50x-1.20x the floor's"
     assert rows["client: routes at 256 MB"].status == "NOT MET"
+    # New-tag visits against count pages of the same run, and against their own rate goal
+    assert rows["local site: new-tag/count"].value.startswith("1.00x") and rows["local site: new-tag/count"].goal \
+        == ">= 0.7x" and rows["local site: new-tag/count"].status == "met"
+    assert rows["local site: new-tag visit"].goal == ">= 150 req/s" and rows["local site: count"].goal == "-"
     lines = render_table(list(rows.values())).splitlines() + legend(report)
     assert max(len(line) for line in lines) <= 100, max(lines, key=len)
     # The legend explains the words and says what fails the run.

@@ -205,6 +205,33 @@ def test_items_past_their_ttl_are_deleted_with_the_ttl_process_identity() -> Non
         assert expire_items("t", now=2000) == []
 
 
+def test_a_sweep_deletes_a_slice_at_a_time_and_spares_an_item_written_meanwhile(monkeypatch: Any) -> None:
+    from localsite import aws
+
+    with local_aws():
+        client = boto3.client("dynamodb")
+        create_table(client, "t")
+        for name in ("a", "b", "c", "d"):
+            client.put_item(TableName="t", Item={"pk": {"S": f"marker#{name}"}, "expires_at": {"N": "1000"}})
+        written = []
+
+        def write_meanwhile(seconds: float) -> None:
+            # between two slices, requests run: one moves b's expiry on, one deletes c
+            if not written:
+                client.put_item(TableName="t", Item={"pk": {"S": "marker#b"}, "expires_at": {"N": "9000"}})
+                client.delete_item(TableName="t", Key={"pk": {"S": "marker#c"}})
+            written.append(seconds)
+
+        monkeypatch.setattr(aws, "SWEEP_SLICE", 1)
+        monkeypatch.setattr(aws.time, "sleep", write_meanwhile)
+        # WHEN a sweep at t=2000 lists the four expired markers, then deletes them one slice at a time
+        deleted = aws.expire_items("t", now=2000)
+        # THEN it paused between slices, and deleted only what was still expired when its slice came
+        assert len(written) == 3
+        assert sorted(key["pk"]["S"] for key in deleted) == ["marker#a", "marker#d"]
+        assert [item["pk"]["S"] for item in client.scan(TableName="t")["Items"]] == ["marker#b"]
+
+
 def test_the_stream_is_trimmed_past_retention_and_behind_its_consumers() -> None:
     from localsite.aws import STREAM_RETENTION_SECONDS, trim_stream
 
