@@ -138,6 +138,30 @@ def test_an_update_that_creates_its_item_writes_one_record_as_dynamodb_does() ->
         assert "Item" not in client.get_item(TableName="t", Key={"pk": {"S": "tag#absent"}})
 
 
+def test_loaded_items_are_the_items_moto_makes_and_write_no_stream_record() -> None:
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+
+    from localsite.aws import _table, load_items
+
+    item = {"pk": {"S": "tag#café"}, "visits": {"N": "12"}, "d20261204": {"N": "3"}, "last_day": {"N": "20261204"},
+            "s": {"SS": ["a", "b"]}, "m": {"M": {"x": {"L": [{"N": "1"}, {"S": "y"}]}}}}
+    with local_aws():
+        client = boto3.client("dynamodb")
+        arn = create_table(client, "t")
+        # WHEN an item is loaded as a restart loads the saved ones
+        assert load_items("t", [item]) == 1
+        # THEN it is the item moto itself makes of those attributes, served and updated as any other
+        key = DynamoType(item["pk"])
+        assert _table("t").items[key] == Item(key, None, item)
+        assert client.get_item(TableName="t", Key={"pk": item["pk"]})["Item"] == item
+        client.update_item(TableName="t", Key={"pk": item["pk"]}, UpdateExpression="ADD visits :n",
+                           ExpressionAttributeValues={":n": {"N": "1"}})
+        assert client.get_item(TableName="t", Key={"pk": item["pk"]})["Item"]["visits"] == {"N": "13"}
+        # ... and only the update is in the stream
+        records = ShardReader(boto3.client("dynamodbstreams"), arn, "TRIM_HORIZON").read()
+        assert [r["eventName"] for r in records] == ["MODIFY"]
+
+
 def test_a_request_answered_before_moto_is_not_applied_by_moto() -> None:
     from localsite.faults import Faults
 
