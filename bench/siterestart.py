@@ -118,8 +118,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps({"tags": result.tags, "seconds": result.seconds, "resident_mb": result.resident_mb}))
         return 0
     result = measure(options.tags, options.stack)
-    for row in rows(result):
-        print(f"{row.figure:<24} {row.value:<36} {row.goal:<10} {row.status}")
+    from bench.report import render_table  # here: the report imports every section
+
+    print(render_table(rows(result)))
     return 0
 
 

@@ -124,8 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--stack", default="dev")
     options = parser.parse_args(argv)
     result = measure(options.tags, options.markers, options.stack)
-    for row in rows(result):
-        print(f"{row.figure:<24} {row.value:<44} {row.goal:<10} {row.status}")
+    from bench.report import render_table  # here: the report imports every section
+
+    print(render_table(rows(result)))
     return 0
 
 
