@@ -528,6 +528,11 @@ def load_items(table_name: str, items: Iterable[dict[str, Any]]) -> int:
                 dict.update(item.attrs, {name: DynamoType(value) for name, value in attributes.items()})
                 count += 1
     finally:
+        # One full collection first (about 0.3 s on 200,000 items): it frees the start's garbage, so none is
+        # frozen, and makes the collector count these items as long-lived, so that full collections stay as rare
+        # as a heap this size makes them. Without it they came every few thousand new objects: the slowest read
+        # during a sweep of 50,000 markers among 200,000 tags was 44-60 ms, against 37 ms with it.
+        gc.collect()
         gc.freeze()
         if collecting:
             gc.enable()
